@@ -1,0 +1,251 @@
+"""The `casebank` command line. Each command is a thin adapter over domain services."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+
+from archive import users
+from archive.cases import CaseUpdate, Code, update_case
+from archive.errors import ArchiveError
+from archive.models import Study
+
+from .runtime import Casebank
+from .settings import Settings, environment_help
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+
+
+class CliError(Exception):
+    pass
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data", None):
+        overrides["data"] = Path(args.data)
+    if getattr(args, "http", None):
+        overrides["http"] = args.http
+    if getattr(args, "dicom_port", None):
+        overrides["dicom_port"] = args.dicom_port
+    if getattr(args, "ae", None):
+        overrides["ae_title"] = args.ae
+    return Settings(**overrides)
+
+
+def _open(args: argparse.Namespace) -> Casebank:
+    return Casebank.open(_settings(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    serve(_open(args))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Serve with a demo user and demo cases sent through the real DICOM receiver."""
+    from .server import serve
+
+    casebank = _open(args)
+    receiver = casebank.receiver()
+    receiver.start()
+    try:
+        _load_demo(casebank)
+    finally:
+        receiver.stop()
+        casebank.receivers.remove(receiver)
+    host, port = casebank.settings.http_host_port()
+    print(f"Casebank demo: open http://{host}:{port}/ and log in as {DEMO_USER} / {DEMO_PASSWORD}", flush=True)
+    serve(casebank)
+    return 0
+
+
+def _load_demo(casebank: Casebank) -> None:
+    from ingest import demo
+
+    with casebank.database.session() as session:
+        try:
+            user = users.get_user(session, DEMO_USER)
+        except ArchiveError:
+            user = users.add_user(
+                session, DEMO_USER, email="demo@casebank.invalid", gmc="DEMO0001",
+                display_name="Dr Demo", password=DEMO_PASSWORD,
+            ).user
+        users.bind_ae(session, demo.DEMO_AE, user)
+    settings = casebank.settings
+    for case in demo.DEMO_CASES:
+        datasets = list(demo.demo_datasets(case))
+        statuses = demo.send(datasets, "127.0.0.1", settings.dicom_port, settings.ae_title)
+        if any(s != 0 for s in statuses):
+            raise CliError(f"demo case {case.key}: the receiver answered {[hex(s) for s in statuses]}")
+        with casebank.database.session() as session:
+            user = users.get_user(session, DEMO_USER)
+            study = session.scalars(
+                select(Study).where(Study.study_instance_uid == str(datasets[0].StudyInstanceUID))
+            ).one()
+            update_case(
+                session, user, study.case_id,
+                CaseUpdate(
+                    title=case.title, history=case.history, findings=case.findings,
+                    diagnosis=case.diagnosis, discussion=case.discussion, keywords=case.keywords,
+                    codes=[Code(*c) for c in case.codes],
+                ),
+            )
+    print(f"demo: {len(demo.DEMO_CASES)} cases in {DEMO_USER}'s personal folder", flush=True)
+
+
+def _read_password(generate: bool) -> str | None:
+    if generate or sys.stdin is None:
+        return None
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password (empty to generate one): ")
+        if not first:
+            return None
+        if getpass.getpass("Again: ") != first:
+            raise CliError("the passwords differ")
+        return first
+    line = sys.stdin.readline().rstrip("\n")
+    return line or None
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    casebank = _open(args)
+    try:
+        password = _read_password(args.generate_password)
+        with casebank.database.session() as session:
+            created = users.add_user(
+                session, args.name, email=args.email, gmc=args.gmc,
+                display_name=args.display_name, password=password, admin=args.admin,
+            )
+            username = created.user.username
+        print(f"created user {username} with personal folder /{username}")
+        if created.generated_password:
+            print(f"password: {created.generated_password}")
+    finally:
+        casebank.close()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    casebank = _open(args)
+    try:
+        with casebank.database.session() as session:
+            token = users.issue_token(session, users.get_user(session, args.name))
+        print(token)
+    finally:
+        casebank.close()
+    return 0
+
+
+def cmd_ae_bind(args: argparse.Namespace) -> int:
+    casebank = _open(args)
+    try:
+        with casebank.database.session() as session:
+            binding = users.bind_ae(session, args.ae_title, users.get_user(session, args.user))
+            ae_title = binding.ae_title
+        print(f"calling AE {ae_title} now files into {args.user}'s personal folder")
+    finally:
+        casebank.close()
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    casebank = _open(args)
+    try:
+        started = time.perf_counter()
+        count = casebank.indexer.reindex_all()
+        print(f"reindexed {count} case(s) in {time.perf_counter() - started:.1f} s")
+    finally:
+        casebank.close()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _open(args).close()  # opening migrates to the newest schema
+    print("database schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data", metavar="DIR", help="data folder (CASEBANK_DATA)")
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument("--http", metavar="HOST:PORT", help="web UI, REST and DICOMweb (CASEBANK_HTTP)")
+    server.add_argument("--dicom-port", type=int, metavar="PORT", help="DICOM receiver port (CASEBANK_DICOM_PORT)")
+    server.add_argument("--ae", metavar="AE_TITLE", help="AE title of the receiver (CASEBANK_AE_TITLE)")
+
+    parser = argparse.ArgumentParser(
+        prog="casebank",
+        description="Casebank: a radiology teaching-file and research archive.",
+        epilog=environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help: str, parents=(common,)):  # type: ignore[no-untyped-def]
+        sub = commands.add_parser(name, help=help, description=help, parents=list(parents))
+        sub.set_defaults(handler=handler)
+        return sub
+
+    add("serve", cmd_serve, "run the archive: HTTP and the DICOM receiver", (common, server))
+    add("demo", cmd_demo, "serve with a demo user and demo cases", (common, server))
+    add("reindex", cmd_reindex, "rebuild the search index from the database")
+    add("migrate", cmd_migrate, "upgrade the database schema")
+    add("token", cmd_token, "print a new bearer token for a user").add_argument("name", help="user name")
+
+    user = commands.add_parser("user", help="manage users", description="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+    user_add = user_commands.add_parser(
+        "add", parents=[common],
+        help="add a user (and their personal folder)",
+        description="Add a user and their personal folder. The password is read from stdin; "
+        "if none is given one is generated and printed.",
+    )
+    user_add.set_defaults(handler=cmd_user_add)
+    user_add.add_argument("name", help="user name (lower case)")
+    user_add.add_argument("--email", required=True)
+    user_add.add_argument("--gmc", required=True, help="GMC number or equivalent professional ID")
+    user_add.add_argument("--display-name", help="name shown in the UI, e.g. 'Dr A Jones'")
+    user_add.add_argument("--admin", action="store_true", help="make the user an administrator")
+    user_add.add_argument("--generate-password", action="store_true", help="do not read stdin; generate one")
+
+    ae = commands.add_parser("ae", help="manage AE title bindings", description="manage AE title bindings")
+    ae_commands = ae.add_subparsers(dest="ae_command", required=True, metavar="COMMAND")
+    bind = ae_commands.add_parser(
+        "bind", parents=[common], help="file what a calling AE sends into a user's personal folder",
+        description="file what a calling AE sends into a user's personal folder",
+    )
+    bind.set_defaults(handler=cmd_ae_bind)
+    bind.add_argument("ae_title", metavar="AE", help="calling AE title of the PACS or modality")
+    bind.add_argument("user", metavar="USER", help="user name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    long_running = args.command in ("serve", "demo")
+    logging.basicConfig(
+        level=logging.INFO if long_running else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.handler(args)
+    except (ArchiveError, CliError) as exc:
+        print(f"casebank {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

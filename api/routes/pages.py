@@ -1,0 +1,134 @@
+"""Server-rendered pages. They call the same domain services as the REST API."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from archive import cases, folders, users
+from archive.cases import CaseUpdate
+from archive.errors import ArchiveError, NotAuthenticated
+from search.service import search_cases
+from ui import TEMPLATES
+
+from ..deps import SESSION_USER, CasebankDep, CredentialsDep
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(TEMPLATES))
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Response:
+    return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login_submit(
+    request: Request,
+    cb: CasebankDep,
+    username: str = Form(...),
+    password: str = Form(...),
+    next: str = Form("/"),
+) -> Response:
+    try:
+        with cb.database.session() as session:
+            user = users.authenticate(session, username, password)
+            request.session[SESSION_USER] = user.id
+    except NotAuthenticated as exc:
+        return templates.TemplateResponse(
+            request, "login.html", {"next": _safe_next(next), "error": str(exc)}, status_code=401
+        )
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def my_folders(request: Request, cb: CasebankDep, credentials: CredentialsDep) -> Response:
+    if not credentials.present:
+        return _to_login(request)
+    try:
+        with cb.database.session() as session:
+            user = credentials.user(session)
+            rows = [
+                {"folder": f, "path": folders.folder_path(session, f), "rights": r,
+                 "cases": cases.list_cases(session, user, f.id)}
+                for f, r in folders.list_visible_folders(session, user)
+            ]
+            return templates.TemplateResponse(request, "folders.html", {"user": user, "rows": rows})
+    except NotAuthenticated:
+        return _to_login(request)
+
+
+@router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: int, request: Request, cb: CasebankDep, credentials: CredentialsDep) -> Response:
+    if not credentials.present:
+        return _to_login(request)
+    with cb.database.session() as session:
+        user = credentials.user(session)
+        case = cases.get_case(session, user, case_id)
+        rights = folders.rights_on(session, user, case.folder)
+        return templates.TemplateResponse(
+            request, "case.html",
+            {"user": user, "case": case, "rights": rights, "path": folders.folder_path(session, case.folder)},
+        )
+
+
+@router.post("/cases/{case_id}", response_class=HTMLResponse)
+def case_edit(
+    case_id: int,
+    request: Request,
+    cb: CasebankDep,
+    credentials: CredentialsDep,
+    title: str = Form(""),
+    history: str = Form(""),
+    findings: str = Form(""),
+    differential: str = Form(""),
+    diagnosis: str = Form(""),
+    discussion: str = Form(""),
+    keywords: str = Form(""),
+) -> Response:
+    if not credentials.present:
+        return _to_login(request)
+    update = CaseUpdate(
+        title=title, history=history, findings=findings, differential=differential,
+        diagnosis=diagnosis, discussion=discussion,
+        keywords=[k for k in (part.strip() for part in keywords.split(",")) if k],
+    )
+    with cb.database.session() as session:
+        cases.update_case(session, credentials.user(session), case_id, update)
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(
+    request: Request, cb: CasebankDep, credentials: CredentialsDep, q: str = "", page: int = 1
+) -> Response:
+    if not credentials.present:
+        return _to_login(request)
+    with cb.database.session() as session:
+        user = credentials.user(session)
+        result = search_cases(session, cb.index, user, q, page=max(page, 1)) if q else None
+        return templates.TemplateResponse(request, "search.html", {"user": user, "q": q, "result": result, "page": page})
+
+
+def render_error(request: Request, status: int, title: str, exc: ArchiveError) -> Response:
+    return templates.TemplateResponse(
+        request, "error.html", {"title": title, "detail": str(exc)}, status_code=status
+    )

@@ -1,0 +1,57 @@
+"""The composition root: builds the database, blob store, search index and receiver from settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from archive.blobs import BlobStore
+from archive.db import Database
+from ingest.receiver import Receiver, ReceiverConfig
+from search.index import SearchIndex
+from search.indexer import CaseIndexer
+from search.tantivy_backend import TantivyIndex
+
+from .settings import Settings
+
+
+@dataclass
+class Casebank:
+    settings: Settings
+    database: Database
+    blobs: BlobStore
+    index: SearchIndex
+    indexer: CaseIndexer
+    receivers: list[Receiver] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, migrate: bool = True) -> Casebank:
+        settings = settings or Settings()
+        settings.data.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.resolved_database_url())
+        if migrate:
+            database.migrate()
+        blobs = BlobStore(settings.data / "blobs")
+        index = open_search_index(settings)
+        indexer = CaseIndexer(database, index)
+        database.on_cases_changed(indexer)
+        return cls(settings, database, blobs, index, indexer)
+
+    def receiver(self, host: str = "0.0.0.0") -> Receiver:
+        config = ReceiverConfig(ae_title=self.settings.ae_title, host=host, port=self.settings.dicom_port)
+        receiver = Receiver(self.database, self.blobs, config)
+        self.receivers.append(receiver)
+        return receiver
+
+    def close(self) -> None:
+        for receiver in self.receivers:
+            receiver.stop()
+        self.index.close()
+        self.database.dispose()
+
+
+def open_search_index(settings: Settings) -> SearchIndex:
+    if settings.search_url:
+        raise NotImplementedError(
+            "CASEBANK_SEARCH_URL (OpenSearch) is not supported yet; unset it to use the embedded index"
+        )
+    return TantivyIndex(settings.data / "index")

@@ -1,0 +1,195 @@
+"""JSON shapes of the REST API (pydantic), and their construction from domain objects."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from archive.cases import CaseUpdate, Code
+from archive.folders import Rights, folder_path
+from archive.models import Case, Folder
+
+
+class RightsOut(BaseModel):
+    view: bool
+    edit: bool
+    send: bool
+
+
+class FolderRef(BaseModel):
+    id: int
+    path: str
+
+
+class FolderOut(FolderRef):
+    name: str
+    kind: str
+    parent_id: int | None
+    storage_limit_bytes: int | None
+    rights: RightsOut
+
+
+class CodeIO(BaseModel):
+    system: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=64)
+    display: str = ""
+
+
+class Author(BaseModel):
+    name: str
+    gmc: str
+
+
+class SeriesOut(BaseModel):
+    id: int
+    series_instance_uid: str
+    series_number: int | None
+    modality: str
+    body_part: str
+    description: str
+    instance_ids: list[int]
+
+
+class StudyOut(BaseModel):
+    study_instance_uid: str
+    study_date: str
+    description: str
+    procedure_code: str
+    patient_age: str
+    patient_sex: str
+    patient_weight_kg: float | None
+    series: list[SeriesOut]
+
+
+class CaseSummary(BaseModel):
+    id: int
+    title: str
+    needs_details: bool
+    updated_at: datetime
+
+
+class CaseOut(BaseModel):
+    id: int
+    title: str
+    history: str
+    findings: str
+    differential: str
+    diagnosis: str
+    discussion: str
+    keywords: list[str]
+    codes: list[CodeIO]
+    custom_fields: dict[str, Any]
+    author: Author
+    folder: FolderRef
+    needs_details: bool
+    created_at: datetime
+    updated_at: datetime
+    studies: list[StudyOut]
+
+
+class CaseUpdateIn(BaseModel):
+    """PATCH body: fields left out are not changed."""
+
+    title: str | None = Field(None, max_length=500)
+    history: str | None = None
+    findings: str | None = None
+    differential: str | None = None
+    diagnosis: str | None = None
+    discussion: str | None = None
+    keywords: list[str] | None = None
+    codes: list[CodeIO] | None = None
+    custom_fields: dict[str, Any] | None = None
+
+    def to_domain(self) -> CaseUpdate:
+        data = self.model_dump(exclude_unset=True)
+        if self.codes is not None:
+            data["codes"] = [Code(c.system, c.code, c.display) for c in self.codes]
+        return CaseUpdate(**data)
+
+
+class SearchHitOut(BaseModel):
+    case_id: int
+    title: str
+    folder: FolderRef
+
+
+class SearchOut(BaseModel):
+    total: int
+    hits: list[SearchHitOut]
+
+
+class LoginIn(BaseModel):
+    username: str
+    password: str
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    display_name: str
+    email: str
+    gmc: str
+    is_admin: bool
+
+
+def folder_ref(session: Session, folder: Folder) -> FolderRef:
+    return FolderRef(id=folder.id, path=folder_path(session, folder))
+
+
+def folder_out(session: Session, folder: Folder, rights: Rights) -> FolderOut:
+    return FolderOut(
+        id=folder.id,
+        path=folder_path(session, folder),
+        name=folder.name,
+        kind=folder.kind.value,
+        parent_id=folder.parent_id,
+        storage_limit_bytes=folder.storage_limit_bytes,
+        rights=RightsOut(view=rights.view, edit=rights.edit, send=rights.send),
+    )
+
+
+def case_out(session: Session, case: Case) -> CaseOut:
+    return CaseOut(
+        id=case.id,
+        title=case.title,
+        history=case.history,
+        findings=case.findings,
+        differential=case.differential,
+        diagnosis=case.diagnosis,
+        discussion=case.discussion,
+        keywords=list(case.keywords or []),
+        codes=[CodeIO(system=c.system, code=c.code, display=c.display) for c in case.codes],
+        custom_fields=dict(case.custom_fields or {}),
+        author=Author(name=case.author_name, gmc=case.author_gmc),
+        folder=folder_ref(session, case.folder),
+        needs_details=case.needs_details,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+        studies=[
+            StudyOut(
+                study_instance_uid=st.study_instance_uid,
+                study_date=st.study_date,
+                description=st.description,
+                procedure_code=st.procedure_code,
+                patient_age=st.patient_age,
+                patient_sex=st.patient_sex,
+                patient_weight_kg=st.patient_weight_kg,
+                series=[
+                    SeriesOut(
+                        id=se.id,
+                        series_instance_uid=se.series_instance_uid,
+                        series_number=se.series_number,
+                        modality=se.modality,
+                        body_part=se.body_part,
+                        description=se.description,
+                        instance_ids=[i.id for i in se.instances],
+                    )
+                    for se in st.series
+                ],
+            )
+            for st in case.studies
+        ],
+    )

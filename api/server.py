@@ -1,0 +1,22 @@
+"""`casebank serve`: HTTP (UI, REST, DICOMweb) and the DICOM receiver in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .app import create_app
+from .runtime import Casebank
+
+log = logging.getLogger(__name__)
+
+
+def serve(casebank: Casebank) -> None:
+    host, port = casebank.settings.http_host_port()
+    receiver = casebank.receiver()
+    receiver.start()
+    try:
+        uvicorn.run(create_app(casebank), host=host, port=port, log_level="info")
+    finally:
+        casebank.close()

@@ -1,0 +1,180 @@
+"""Folders, their tree and who may view, edit or send to them. Every path in checks rights here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .errors import InvalidInput, NotFound, NotPermitted
+from .models import Folder, FolderGrant, FolderKind, User
+
+UNCLAIMED_INBOX = "Unclaimed"
+
+
+@dataclass(frozen=True)
+class Rights:
+    view: bool = False
+    edit: bool = False
+    send: bool = False
+
+    def __or__(self, other: Rights) -> Rights:
+        return Rights(self.view or other.view, self.edit or other.edit, self.send or other.send)
+
+
+ALL_RIGHTS = Rights(view=True, edit=True, send=True)
+NO_RIGHTS = Rights()
+
+
+class _FolderTree:
+    """One query's snapshot of folders and of one user's grants, for rights over the whole tree."""
+
+    def __init__(self, session: Session, user: User) -> None:
+        self.user = user
+        self.folders = {f.id: f for f in session.scalars(select(Folder))}
+        self.grants = {
+            g.folder_id: Rights(g.can_view or g.can_edit, g.can_edit, g.can_send)
+            for g in session.scalars(select(FolderGrant).where(FolderGrant.user_id == user.id))
+        }
+
+    def rights(self, folder_id: int) -> Rights:
+        if self.user.is_admin:
+            return ALL_RIGHTS
+        rights, current = NO_RIGHTS, self.folders.get(folder_id)
+        while current is not None:  # rights on a folder hold on all of its sub-folders
+            if current.owner_id == self.user.id:
+                return ALL_RIGHTS
+            if current.kind is FolderKind.PUBLIC:
+                rights |= Rights(view=True)
+            rights |= self.grants.get(current.id, NO_RIGHTS)
+            current = self.folders.get(current.parent_id) if current.parent_id else None
+        return rights
+
+
+def rights_on(session: Session, user: User, folder: Folder) -> Rights:
+    return _FolderTree(session, user).rights(folder.id)
+
+
+def require(session: Session, user: User, folder: Folder, right: str) -> None:
+    """Raise NotPermitted unless `user` holds `right` ("view", "edit" or "send") on `folder`."""
+    if not getattr(rights_on(session, user, folder), right):
+        raise NotPermitted(f"{user.username} may not {right} folder {folder_path(session, folder)}")
+
+
+def visible_folder_ids(session: Session, user: User) -> set[int]:
+    tree = _FolderTree(session, user)
+    return {fid for fid in tree.folders if tree.rights(fid).view}
+
+
+def folder_path(session: Session, folder: Folder) -> str:
+    names, current = [], folder
+    while current is not None:
+        names.append(current.name)
+        current = session.get(Folder, current.parent_id) if current.parent_id else None
+    return "/" + "/".join(reversed(names))
+
+
+def get_folder(session: Session, user: User, folder_id: int) -> Folder:
+    folder = session.get(Folder, folder_id)
+    if folder is None:
+        raise NotFound(f"folder {folder_id} does not exist")
+    require(session, user, folder, "view")
+    return folder
+
+
+def list_visible_folders(session: Session, user: User) -> list[tuple[Folder, Rights]]:
+    tree = _FolderTree(session, user)
+    rows = [(f, tree.rights(f.id)) for f in tree.folders.values()]
+    return sorted(
+        ((f, r) for f, r in rows if r.view), key=lambda fr: folder_path(session, fr[0]).lower()
+    )
+
+
+def create_folder(
+    session: Session,
+    actor: User,
+    name: str,
+    kind: FolderKind = FolderKind.SHARED,
+    parent: Folder | None = None,
+    storage_limit_bytes: int | None = None,
+) -> Folder:
+    name = name.strip()
+    if not name or "/" in name:
+        raise InvalidInput(f"folder name {name!r} must be non-empty and contain no '/'")
+    if parent is not None:
+        require(session, actor, parent, "edit")
+    elif kind is not FolderKind.PERSONAL and not actor.is_admin:
+        raise NotPermitted(f"{actor.username} may not create top-level folders; only admins may")
+    if _sibling_exists(session, parent, name):
+        raise InvalidInput(f"a folder named {name!r} already exists there")
+    folder = Folder(
+        name=name,
+        kind=kind,
+        owner_id=actor.id,
+        parent_id=parent.id if parent else None,
+        storage_limit_bytes=storage_limit_bytes,
+    )
+    session.add(folder)
+    session.flush()
+    audit.record(session, actor, "folder.created", "folder", folder.id, path=folder_path(session, folder))
+    return folder
+
+
+def _sibling_exists(session: Session, parent: Folder | None, name: str) -> bool:
+    parent_match = Folder.parent_id.is_(None) if parent is None else Folder.parent_id == parent.id
+    return session.scalar(select(Folder.id).where(parent_match, Folder.name == name)) is not None
+
+
+def personal_folder(session: Session, user: User) -> Folder:
+    folder = session.scalar(
+        select(Folder).where(Folder.owner_id == user.id, Folder.kind == FolderKind.PERSONAL)
+    )
+    if folder is None:
+        raise NotFound(f"user {user.username} has no personal folder")
+    return folder
+
+
+def create_personal_folder(session: Session, user: User) -> Folder:
+    folder = Folder(name=user.username, kind=FolderKind.PERSONAL, owner_id=user.id)
+    session.add(folder)
+    session.flush()
+    return folder
+
+
+def unclaimed_inbox(session: Session) -> Folder:
+    """The admin-only folder for objects whose sender is bound to no user."""
+    folder = session.scalar(select(Folder).where(Folder.kind == FolderKind.INBOX))
+    if folder is None:
+        folder = Folder(name=UNCLAIMED_INBOX, kind=FolderKind.INBOX, owner_id=None)
+        session.add(folder)
+        session.flush()
+    return folder
+
+
+def grant(
+    session: Session,
+    actor: User,
+    folder: Folder,
+    grantee: User,
+    *,
+    view: bool = True,
+    edit: bool = False,
+    send: bool = False,
+) -> FolderGrant:
+    """Give (or change) `grantee`'s rights on `folder`; only its editors, owner or admins may."""
+    require(session, actor, folder, "edit")
+    row = session.scalar(
+        select(FolderGrant).where(FolderGrant.folder_id == folder.id, FolderGrant.user_id == grantee.id)
+    )
+    if row is None:
+        row = FolderGrant(folder_id=folder.id, user_id=grantee.id)
+        session.add(row)
+    row.can_view, row.can_edit, row.can_send = view or edit, edit, send
+    session.flush()
+    audit.record(
+        session, actor, "folder.granted", "folder", folder.id,
+        grantee=grantee.username, view=row.can_view, edit=edit, send=send,
+    )
+    return row

@@ -1,0 +1,252 @@
+"""SQLAlchemy 2 models. Schema changes go through Alembic migrations in `archive/migrations`."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class FolderKind(str, enum.Enum):
+    PERSONAL = "personal"
+    SHARED = "shared"
+    LDM = "ldm"
+    EXAM = "exam"
+    PUBLIC = "public"
+    PROJECT = "project"
+    INBOX = "inbox"  # admin-only landing place for objects whose owner is not known yet
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    gmc: Mapped[str] = mapped_column(String(32), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("parent_id", "name", name="uq_folder_sibling_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[FolderKind] = mapped_column(Enum(FolderKind, native_enum=False, length=16))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    storage_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User | None] = relationship()
+    parent: Mapped[Folder | None] = relationship(remote_side=[id])
+
+
+class FolderGrant(Base):
+    """Rights one user holds on a folder and, by inheritance, on its sub-folders."""
+
+    __tablename__ = "folder_grants"
+    __table_args__ = (UniqueConstraint("folder_id", "user_id", name="uq_grant_folder_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    can_view: Mapped[bool] = mapped_column(Boolean, default=True)
+    can_edit: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_send: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SenderKind(str, enum.Enum):
+    GMC = "gmc"
+    AE_TITLE = "ae"
+
+
+class SenderRestriction(Base):
+    """When a folder has any restriction rows, only the listed GMC numbers / calling AEs may send to it."""
+
+    __tablename__ = "sender_restrictions"
+    __table_args__ = (UniqueConstraint("folder_id", "kind", "value", name="uq_sender_restriction"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[SenderKind] = mapped_column(Enum(SenderKind, native_enum=False, length=8))
+    value: Mapped[str] = mapped_column(String(64))
+
+
+class AeBinding(Base):
+    """Maps a calling AE title to the user whose personal folder receives what it sends."""
+
+    __tablename__ = "ae_bindings"
+
+    ae_title: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id"), index=True)
+    title: Mapped[str] = mapped_column(String(500), default="")
+    history: Mapped[str] = mapped_column(Text, default="")
+    findings: Mapped[str] = mapped_column(Text, default="")
+    diagnosis: Mapped[str] = mapped_column(Text, default="")
+    differential: Mapped[str] = mapped_column(Text, default="")
+    discussion: Mapped[str] = mapped_column(Text, default="")
+    keywords: Mapped[list[str]] = mapped_column(default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    author_gmc: Mapped[str] = mapped_column(String(32), default="")
+    needs_details: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    folder: Mapped[Folder] = relationship()
+    codes: Mapped[list[CodedEntry]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="CodedEntry.id"
+    )
+    studies: Mapped[list[Study]] = relationship(
+        back_populates="case", cascade="all, delete-orphan", order_by="Study.id"
+    )
+    attachments: Mapped[list[Attachment]] = relationship(cascade="all, delete-orphan")
+
+
+class CodedEntry(Base):
+    __tablename__ = "coded_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    system: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(64))
+    display: Mapped[str] = mapped_column(String(500), default="")
+
+    case: Mapped[Case] = relationship(back_populates="codes")
+
+
+class Study(Base):
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    description: Mapped[str] = mapped_column(String(200), default="")
+    procedure_code: Mapped[str] = mapped_column(String(64), default="")
+    patient_age: Mapped[str] = mapped_column(String(4), default="")
+    patient_sex: Mapped[str] = mapped_column(String(16), default="")
+    patient_weight_kg: Mapped[float | None] = mapped_column(Float)
+
+    case: Mapped[Case] = relationship(back_populates="studies")
+    series: Mapped[list[Series]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="Series.series_number"
+    )
+
+
+class Series(Base):
+    __tablename__ = "series"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_number: Mapped[int | None] = mapped_column(Integer)
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    body_part: Mapped[str] = mapped_column(String(64), default="")
+    description: Mapped[str] = mapped_column(String(200), default="")
+
+    study: Mapped[Study] = relationship(back_populates="series")
+    instances: Mapped[list[Instance]] = relationship(
+        back_populates="series", cascade="all, delete-orphan", order_by="Instance.instance_number"
+    )
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    instance_number: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    blob_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    series: Mapped[Series] = relationship(back_populates="instances")
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    media_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Like(Base):
+    __tablename__ = "likes"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only: `archive.audit` refuses updates and deletes of these rows."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,113 @@
+"""Demo content: real DICOM files shipped with pydicom, given fresh UIDs and demo teaching text.
+
+The files reach the archive the way a PACS would send them: C-STORE to the running receiver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from pynetdicom import AE
+from pynetdicom.presentation import PresentationContext, build_context
+
+DEMO_AE = "CASEBANK-DEMO"
+UID_PREFIX = "1.2.826.0.1.3680043.10.1436."  # demo objects only; derived deterministically below
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    key: str
+    files: tuple[str, ...]
+    title: str
+    history: str
+    findings: str
+    diagnosis: str
+    discussion: str
+    keywords: tuple[str, ...]
+    codes: tuple[tuple[str, str, str], ...] = ()
+
+
+DEMO_CASES = (
+    DemoCase(
+        key="ct",
+        files=("CT_small.dcm",),
+        title="Demo: thoracic spine CT slice for window and level practice",
+        history="Demonstration case built from a public pydicom test image.",
+        findings="Single axial CT slice through a thoracic vertebra, shown in a bone window. Practise adjusting the window to separate soft tissue from bone.",
+        diagnosis="No diagnosis: teaching example for CT windowing",
+        discussion="Hounsfield units let one image be read with several windows: lung, soft tissue, bone.",
+        keywords=("windowing", "CT basics"),
+    ),
+    DemoCase(
+        key="mr-liver",
+        files=("examples_overlay.dcm",),
+        title="Demo: abdominal MR with an overlay plane",
+        history="Demonstration case built from a public pydicom test image of the abdomen.",
+        findings="Axial contrast-enhanced MR of the upper abdomen: a rounded heterogeneous lesion in the right lobe of the liver. An overlay plane is stored in the header.",
+        diagnosis="Focal liver lesion (demo label)",
+        discussion="Overlays are burned in by some modalities; the edge de-identifier removes them.",
+        keywords=("liver", "overlay", "MR"),
+        codes=(("ICD-10", "K76.9", "Liver disease, unspecified"),),
+    ),
+    DemoCase(
+        key="us-cine",
+        files=("examples_ybr_color.dcm",),
+        title="Demo: echocardiography cine loop (JPEG baseline, 30 frames)",
+        history="Demonstration case built from a public pydicom multi-frame ultrasound.",
+        findings="Transthoracic echocardiogram, apical four-chamber view, 30-frame cine loop with burned-in annotations.",
+        diagnosis="No diagnosis: example of a multi-frame compressed image",
+        discussion="Ultrasound often carries burned-in text; such images always pass through pixel cleaning.",
+        keywords=("ultrasound", "echocardiography", "cine"),
+    ),
+    DemoCase(
+        key="nm-bone",
+        files=("JPEG2000.dcm",),
+        title="Demo: whole-body bone scintigraphy (JPEG 2000)",
+        history="Demonstration case built from a public pydicom nuclear medicine image.",
+        findings="Whole-body bone scan, anterior projection.",
+        diagnosis="Bone metastases (demo label)",
+        discussion="Bone scans show osteoblastic activity; metastatic cancers of prostate and breast are typical.",
+        keywords=("bone scan", "metastases", "nuclear medicine"),
+        codes=(("ICD-10", "C79.5", "Secondary malignant neoplasm of bone and bone marrow"),),
+    ),
+)
+
+
+def demo_datasets(case: DemoCase) -> Iterator[Dataset]:
+    """The case's files with new, deterministic UIDs and no names, so each demo case is its own study."""
+    study_uid = generate_uid(UID_PREFIX, entropy_srcs=[case.key, "study"])
+    for number, name in enumerate(case.files, start=1):
+        ds = dcmread(get_testdata_file(name))
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = generate_uid(UID_PREFIX, entropy_srcs=[case.key, name, "series"])
+        ds.SOPInstanceUID = generate_uid(UID_PREFIX, entropy_srcs=[case.key, name, "instance"])
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientName = f"Demo^{case.key}"
+        ds.PatientID = f"DEMO-{case.key}"
+        ds.StudyDescription = case.title.removeprefix("Demo: ")
+        ds.PatientIdentityRemoved = "YES"
+        ds.InstanceNumber = number
+        yield ds
+
+
+def send(datasets: list[Dataset], host: str, port: int, called_ae: str, calling_ae: str = DEMO_AE) -> list[int]:
+    """C-STORE each dataset; returns the status of each store."""
+    ae = AE(ae_title=calling_ae)
+    ae.requested_contexts = _contexts_for(datasets)
+    assoc = ae.associate(host, port, ae_title=called_ae)
+    if not assoc.is_established:
+        raise ConnectionError(f"could not associate with {called_ae} at {host}:{port}")
+    try:
+        return [int(assoc.send_c_store(ds).Status) for ds in datasets]
+    finally:
+        assoc.release()
+
+
+def _contexts_for(datasets: list[Dataset]) -> list[PresentationContext]:
+    pairs = {(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in datasets}
+    return [build_context(sop_class, [syntax]) for sop_class, syntax in sorted(pairs)]

@@ -1,0 +1,1 @@
+"""Finding cases: the index document, one `SearchIndex` interface and its backends."""
