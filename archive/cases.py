@@ -61,6 +61,17 @@ def list_cases(session: Session, user: User, folder_id: int) -> list[Case]:
     return list(session.scalars(select(Case).where(Case.folder_id == folder.id).order_by(Case.id.desc())))
 
 
+def create_case(session: Session, user: User, folder_id: int, content: CaseUpdate) -> Case:
+    """A case made by hand (images can follow); needs edit rights on the folder."""
+    folder = get_folder(session, user, folder_id)
+    require(session, user, folder, "edit")
+    case = Case(folder_id=folder.id, title="", author_name=user.display_name, author_gmc=user.gmc)
+    session.add(case)
+    session.flush()
+    audit.record(session, user, "case.created", "case", case.id, folder_id=folder.id)
+    return update_case(session, user, case.id, content)
+
+
 def update_case(session: Session, user: User, case_id: int, update: CaseUpdate) -> Case:
     case = _load(session, case_id)
     require(session, user, case.folder, "edit")

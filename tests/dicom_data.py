@@ -1,0 +1,40 @@
+"""Real DICOM files shipped with pydicom, re-identified with fresh UIDs so each test owns its study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+
+
+def study(names: list[str], *, description: str = "", **attributes: object) -> list[Dataset]:
+    """One new study holding a copy of each named pydicom test file, each its own series."""
+    study_uid = generate_uid()
+    datasets = []
+    for number, name in enumerate(names, start=1):
+        ds = dcmread(get_testdata_file(name))
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = generate_uid()
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.SeriesNumber = number
+        ds.InstanceNumber = 1
+        if description:
+            ds.StudyDescription = description
+        for keyword, value in attributes.items():
+            setattr(ds, keyword, value)
+        datasets.append(ds)
+    return datasets
+
+
+def write(datasets: list[Dataset], folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ds in datasets:
+        path = folder / f"{ds.SOPInstanceUID}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
