@@ -13,6 +13,7 @@ from pydicom.uid import generate_uid
 def study(names: list[str], *, description: str = "", **attributes: object) -> list[Dataset]:
     """One new study holding a copy of each named pydicom test file, each its own series."""
     study_uid = generate_uid()
+    pseudonym = f"PSEUDO-{study_uid[-8:]}"
     datasets = []
     for number, name in enumerate(names, start=1):
         ds = dcmread(get_testdata_file(name))
@@ -20,6 +21,8 @@ def study(names: list[str], *, description: str = "", **attributes: object) -> l
         ds.SeriesInstanceUID = generate_uid()
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.PatientID, ds.PatientName = pseudonym, pseudonym
+        ds.PatientIdentityRemoved = "YES"
         ds.SeriesNumber = number
         ds.InstanceNumber = 1
         if description:

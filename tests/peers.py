@@ -104,6 +104,7 @@ def orthanc(modalities: dict[str, list[object]], workdir: Path) -> Iterator[str]
         "Plugins": [],
         "DicomModalities": modalities,
     }
+    workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "orthanc.json"
     config_path.write_text(json.dumps(config))
     log = (workdir / "orthanc.log").open("w")
