@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -18,8 +19,10 @@ from archive.cases import CaseUpdate, Code, update_case
 from archive.errors import ArchiveError
 from archive.models import Study
 
-from .runtime import Casebank
 from .settings import Settings, environment_help
+
+if TYPE_CHECKING:
+    from .runtime import Casebank
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo"
 
@@ -42,6 +45,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _open(args: argparse.Namespace) -> Casebank:
+    from .runtime import Casebank  # imported on use: DICOM and migration libraries are slow to load
+
     return Casebank.open(_settings(args))
 
 

@@ -1,0 +1,75 @@
+"""The `casebank` command line, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CASEBANK = str(Path(sys.executable).with_name("casebank"))
+
+COMMANDS = [[], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"]]
+
+
+def run(*args: str, data: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CASEBANK, *args, "--data", str(data)] if args and args[0] != "--help" else [CASEBANK, *args],
+        input=stdin, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "casebank")
+def test_every_command_has_help(command):
+    done = subprocess.run([CASEBANK, *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: casebank")
+
+
+def test_top_level_help_lists_the_configuration_variables():
+    done = subprocess.run([CASEBANK, "--help"], capture_output=True, text=True, timeout=60)
+    for variable in ("CASEBANK_DATA", "CASEBANK_DATABASE_URL", "CASEBANK_SEARCH_URL", "CASEBANK_SMTP_URL"):
+        assert variable in done.stdout
+
+
+def test_user_add_token_and_ae_bind(tmp_path):
+    created = run("user", "add", "alice", "--email", "alice@hospital.example", "--gmc", "1234567", data=tmp_path, stdin="s3cret-pw\n")
+    assert created.returncode == 0, created.stderr
+    assert "created user alice with personal folder /alice" in created.stdout
+    assert "password:" not in created.stdout  # it came from stdin
+
+    generated = run("user", "add", "bob", "--email", "bob@hospital.example", "--gmc", "7654321", "--generate-password", data=tmp_path)
+    assert generated.returncode == 0 and "password: " in generated.stdout
+
+    token = run("token", "alice", data=tmp_path)
+    assert token.returncode == 0 and token.stdout.startswith("cb_")
+
+    bound = run("ae", "bind", "PACS1", "alice", data=tmp_path)
+    assert bound.returncode == 0 and "PACS1" in bound.stdout
+
+    from api.runtime import Casebank
+    from api.settings import Settings
+    from archive import users
+
+    casebank = Casebank.open(Settings(data=tmp_path))
+    try:
+        with casebank.database.session() as session:
+            assert users.authenticate(session, "alice", "s3cret-pw").gmc == "1234567"
+            assert users.user_for_token(session, token.stdout.strip()).username == "alice"
+    finally:
+        casebank.close()
+
+
+def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
+    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "1", data=tmp_path, stdin="pw\n")
+    again = run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw\n")
+    assert again.returncode == 2
+    assert "user 'alice' already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    unknown = run("token", "nobody", data=tmp_path)
+    assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
+    bad_ae = run("ae", "bind", "WAY-TOO-LONG-AE-TITLE", "alice", data=tmp_path)
+    assert bad_ae.returncode == 2 and "1-16 characters" in bad_ae.stderr

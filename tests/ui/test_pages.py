@@ -1,0 +1,90 @@
+"""Server-rendered pages: login, my folders, a case with its images, search."""
+
+import re
+
+from archive import cases, folders, users
+from archive.cases import CaseUpdate
+
+
+def page_login(client, name):
+    response = client.post("/login", data={"username": name, "password": f"pw-{name}", "next": "/"}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response
+
+
+def make_case(casebank, owner, **content):
+    with casebank.database.session() as session:
+        user = users.get_user(session, owner)
+        return cases.create_case(session, user, folders.personal_folder(session, user).id, CaseUpdate(**content)).id
+
+
+def test_pages_need_login_and_return_to_where_you_were(client, make_user):
+    make_user("alice")
+    response = client.get("/search?q=liver", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/search%3Fq%3Dliver"
+    login_page = client.get(response.headers["location"])
+    assert 'name="next" value="/search?q=liver"' in login_page.text
+    done = client.post("/login", data={"username": "alice", "password": "pw-alice", "next": "/search?q=liver"}, follow_redirects=False)
+    assert done.headers["location"] == "/search?q=liver"
+
+
+def test_login_form_shows_the_error(client, make_user):
+    make_user("alice")
+    response = client.post("/login", data={"username": "alice", "password": "wrong"})
+    assert response.status_code == 401
+    assert "unknown user name or wrong password" in response.text
+
+
+def test_login_refuses_to_redirect_off_site(client, make_user):
+    make_user("alice")
+    response = client.post("/login", data={"username": "alice", "password": "pw-alice", "next": "//evil.example/"}, follow_redirects=False)
+    assert response.headers["location"] == "/"
+
+
+def test_my_folders_lists_my_cases(client, casebank, make_user):
+    make_user("alice")
+    case_id = make_case(casebank, "alice", title="Aortic dissection")
+    page_login(client, "alice")
+    page = client.get("/").text
+    assert "/alice" in page
+    assert f'<a href="/cases/{case_id}">Aortic dissection</a>' in page
+
+
+def test_case_page_is_editable_by_its_owner_and_read_only_for_viewers(client, casebank, make_user):
+    alice, bob = make_user("alice"), make_user("bob")
+    case_id = make_case(casebank, "alice", title="Aortic dissection", findings="Intimal flap")
+    with casebank.database.session() as session:
+        folders.grant(session, alice, folders.personal_folder(session, alice), bob, view=True)
+    page_login(client, "alice")
+    page = client.get(f"/cases/{case_id}").text
+    assert f'action="/cases/{case_id}"' in page
+    saved = client.post(f"/cases/{case_id}", data={"title": "Type A aortic dissection", "findings": "Intimal flap", "keywords": "aorta, CTA"}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert "Type A aortic dissection" in client.get(f"/cases/{case_id}").text
+    client.post("/logout")
+    page_login(client, "bob")
+    page = client.get(f"/cases/{case_id}").text
+    assert "Type A aortic dissection" in page and "Intimal flap" in page
+    assert f'action="/cases/{case_id}"' not in page
+    refused = client.post(f"/cases/{case_id}", data={"title": "bob was here"}, headers={"accept": "text/html"})
+    assert refused.status_code == 403 and "bob may not edit" in refused.text
+
+
+def test_a_case_you_may_not_see_shows_an_error_page(client, casebank, make_user):
+    make_user("alice"), make_user("carol")
+    case_id = make_case(casebank, "alice", title="Secret")
+    page_login(client, "carol")
+    response = client.get(f"/cases/{case_id}", headers={"accept": "text/html"})
+    assert response.status_code == 403
+    assert "<h1>Forbidden</h1>" in response.text and "Secret" not in response.text
+
+
+def test_search_page_finds_by_stemmed_words(client, casebank, make_user):
+    make_user("alice")
+    case_id = make_case(casebank, "alice", title="Multiple pulmonary nodules", findings="Cannonball metastases")
+    page_login(client, "alice")
+    page = client.get("/search", params={"q": "nodule"}).text
+    assert "1 case for" in page
+    assert re.search(rf'href="/cases/{case_id}">Multiple pulmonary nodules<', page)
+    assert "0 cases for" in client.get("/search", params={"q": "fracture"}).text
