@@ -124,8 +124,7 @@ def _read_password(generate: bool) -> str | None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    casebank = _open(args)
-    try:
+    with _open(args) as casebank:
         password = _read_password(args.generate_password)
         with casebank.database.session() as session:
             created = users.add_user(
@@ -136,42 +135,31 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         print(f"created user {username} with personal folder /{username}")
         if created.generated_password:
             print(f"password: {created.generated_password}")
-    finally:
-        casebank.close()
     return 0
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    casebank = _open(args)
-    try:
+    with _open(args) as casebank:
         with casebank.database.session() as session:
             token = users.issue_token(session, users.get_user(session, args.name))
         print(token)
-    finally:
-        casebank.close()
     return 0
 
 
 def cmd_ae_bind(args: argparse.Namespace) -> int:
-    casebank = _open(args)
-    try:
+    with _open(args) as casebank:
         with casebank.database.session() as session:
             binding = users.bind_ae(session, args.ae_title, users.get_user(session, args.user))
             ae_title = binding.ae_title
         print(f"calling AE {ae_title} now files into {args.user}'s personal folder")
-    finally:
-        casebank.close()
     return 0
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    casebank = _open(args)
-    try:
+    with _open(args) as casebank:
         started = time.perf_counter()
         count = casebank.indexer.reindex_all()
         print(f"reindexed {count} case(s) in {time.perf_counter() - started:.1f} s")
-    finally:
-        casebank.close()
     return 0
 
 

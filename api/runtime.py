@@ -42,6 +42,12 @@ class Casebank:
         self.receivers.append(receiver)
         return receiver
 
+    def __enter__(self) -> Casebank:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for receiver in self.receivers:
             receiver.stop()
