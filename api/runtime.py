@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
 
 from archive.blobs import BlobStore
 from archive.db import Database
+from archive.mail import SmtpMailer, log_only
+from ingest.intake import Intake
 from ingest.receiver import Receiver, ReceiverConfig
 from search.index import SearchIndex
 from search.indexer import CaseIndexer
@@ -34,11 +38,16 @@ class Casebank:
         index = open_search_index(settings)
         indexer = CaseIndexer(database, index)
         database.on_cases_changed(indexer)
+        database.send_mail = SmtpMailer(settings.smtp_url) if settings.smtp_url else log_only
         return cls(settings, database, blobs, index, indexer)
+
+    @cached_property
+    def intake(self) -> Intake:
+        return Intake(self.database, self.blobs, timedelta(seconds=self.settings.assembly_wait))
 
     def receiver(self, host: str = "0.0.0.0") -> Receiver:
         config = ReceiverConfig(ae_title=self.settings.ae_title, host=host, port=self.settings.dicom_port)
-        receiver = Receiver(self.database, self.blobs, config)
+        receiver = Receiver(self.intake, config)
         self.receivers.append(receiver)
         return receiver
 

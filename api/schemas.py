@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from archive.cases import CaseUpdate, Code
 from archive.folders import Rights, folder_path
-from archive.models import Case, Folder
+from archive.models import Case, Folder, Series
 
 
 class RightsOut(BaseModel):
@@ -45,11 +45,13 @@ class Author(BaseModel):
 
 class SeriesOut(BaseModel):
     id: int
+    study_instance_uid: str
     series_instance_uid: str
     series_number: int | None
     modality: str
     body_part: str
     description: str
+    instance_count: int
     instance_ids: list[int]
 
 
@@ -67,7 +69,7 @@ class StudyOut(BaseModel):
 class CaseSummary(BaseModel):
     id: int
     title: str
-    needs_details: bool
+    status: str
     updated_at: datetime
 
 
@@ -84,10 +86,14 @@ class CaseOut(BaseModel):
     custom_fields: dict[str, Any]
     author: Author
     folder: FolderRef
-    needs_details: bool
+    status: str  # complete | incomplete | needs_details | pending
+    missing: list[str]  # SOP Instance UIDs the manifest named that never arrived
+    notice: str
+    teaching_extra: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     studies: list[StudyOut]
+    series: list[SeriesOut]
 
 
 class CaseUpdateIn(BaseModel):
@@ -151,6 +157,20 @@ def folder_out(session: Session, folder: Folder, rights: Rights) -> FolderOut:
     )
 
 
+def _series_out(study_uid: str, se: Series) -> SeriesOut:
+    return SeriesOut(
+        id=se.id,
+        study_instance_uid=study_uid,
+        series_instance_uid=se.series_instance_uid,
+        series_number=se.series_number,
+        modality=se.modality,
+        body_part=se.body_part,
+        description=se.description,
+        instance_count=len(se.instances),
+        instance_ids=[i.id for i in se.instances],
+    )
+
+
 def case_out(session: Session, case: Case) -> CaseOut:
     return CaseOut(
         id=case.id,
@@ -165,7 +185,10 @@ def case_out(session: Session, case: Case) -> CaseOut:
         custom_fields=dict(case.custom_fields or {}),
         author=Author(name=case.author_name, gmc=case.author_gmc),
         folder=folder_ref(session, case.folder),
-        needs_details=case.needs_details,
+        status=case.status.value,
+        missing=list(case.missing or []),
+        notice=case.notice,
+        teaching_extra=dict(case.teaching_extra or {}),
         created_at=case.created_at,
         updated_at=case.updated_at,
         studies=[
@@ -177,19 +200,9 @@ def case_out(session: Session, case: Case) -> CaseOut:
                 patient_age=st.patient_age,
                 patient_sex=st.patient_sex,
                 patient_weight_kg=st.patient_weight_kg,
-                series=[
-                    SeriesOut(
-                        id=se.id,
-                        series_instance_uid=se.series_instance_uid,
-                        series_number=se.series_number,
-                        modality=se.modality,
-                        body_part=se.body_part,
-                        description=se.description,
-                        instance_ids=[i.id for i in se.instances],
-                    )
-                    for se in st.series
-                ],
+                series=[_series_out(st.study_instance_uid, se) for se in st.series],
             )
             for st in case.studies
         ],
+        series=[_series_out(st.study_instance_uid, se) for st in case.studies for se in st.series],
     )

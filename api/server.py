@@ -6,6 +6,8 @@ import logging
 
 import uvicorn
 
+from ingest.assembly import AssemblySweeper
+
 from .app import create_app
 from .runtime import Casebank
 
@@ -16,7 +18,10 @@ def serve(casebank: Casebank) -> None:
     host, port = casebank.settings.http_host_port()
     receiver = casebank.receiver()
     receiver.start()
+    sweeper = AssemblySweeper(casebank.database, casebank.intake.wait)
+    sweeper.start()
     try:
         uvicorn.run(create_app(casebank), host=host, port=port, log_level="info")
     finally:
+        sweeper.stop()
         casebank.close()

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     http: str = Field("127.0.0.1:8000", description="HOST:PORT for the web UI, REST API and DICOMweb")
     dicom_port: int = Field(11112, description="port of the DICOM receiver (C-ECHO, C-STORE)")
     ae_title: str = Field("CASEBANK", description="AE title of the DICOM receiver")
+    assembly_wait: float = Field(
+        600, description="seconds a submission waits for the objects its manifest names"
+    )
     base_url: str | None = Field(None, description="public URL of the archive, for links in mail")
 
     def resolved_database_url(self) -> str:

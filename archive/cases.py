@@ -12,7 +12,7 @@ from . import audit
 from .db import mark_case_changed
 from .errors import NotFound
 from .folders import get_folder, require
-from .models import Case, CodedEntry, Instance, Series, Study, User
+from .models import Case, CaseStatus, CodedEntry, Instance, Series, Study, User
 
 TEXT_FIELDS = ("title", "history", "findings", "diagnosis", "differential", "discussion")
 
@@ -88,7 +88,8 @@ def update_case(session: Session, user: User, case_id: int, update: CaseUpdate) 
             setattr(case, field.name, value)
         changed.append(field.name)
     if changed:
-        case.needs_details = not (case.title and (case.findings or case.diagnosis))
+        if case.status in (CaseStatus.PENDING, CaseStatus.NEEDS_DETAILS) and case.title and (case.findings or case.diagnosis):
+            case.status = CaseStatus.COMPLETE
         session.flush()
         audit.record(session, user, "case.updated", "case", case.id, fields=changed)
         mark_case_changed(session, case.id)

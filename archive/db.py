@@ -6,14 +6,19 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+log = logging.getLogger(__name__)
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 CasesChanged = Callable[[set[int]], None]
+MailSender = Callable[[list], None]  # receives archive.mail.OutgoingMail items after commit
 
 
 def sqlite_url(data_dir: Path) -> str:
@@ -61,6 +66,7 @@ class Database:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._listeners: list[CasesChanged] = []
+        self.send_mail: MailSender | None = None
 
     def migrate(self) -> None:
         migrate(self.engine)
@@ -80,9 +86,15 @@ class Database:
             raise
         finally:
             changed: set[int] = session.info.pop("changed_cases", set())
+            mail: list = session.info.pop("mail", [])
             session.close()
         if changed:
             self.notify(changed)
+        if mail and self.send_mail is not None:
+            try:
+                self.send_mail(mail)
+            except Exception:  # the work is committed; a mail server outage must not undo it
+                log.exception("could not send %d mail(s)", len(mail))
 
     def notify(self, case_ids: Iterable[int]) -> None:
         ids = set(case_ids)

@@ -1,17 +1,83 @@
-"""Filing received DICOM objects into cases: the rules the receiver calls, free of DICOM networking."""
+"""Filing received DICOM objects: the rules the receivers call, free of DICOM networking.
+
+Every object is recorded at once (so an acknowledged object is never lost) in a case keyed by
+its study. A manifest opens a `Submission`; when every object it names has arrived, or its wait
+runs out, `archive.submissions` assembles the case and routes it to its folder.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit
+from . import audit, quota, submissions
 from .blobs import StoredBlob
 from .db import mark_case_changed
 from .folders import personal_folder, unclaimed_inbox
-from .models import AeBinding, Case, Folder, Instance, Series, Study, User
+from .models import (
+    AeBinding,
+    Case,
+    CaseStatus,
+    Folder,
+    Instance,
+    InstanceConflict,
+    Series,
+    Study,
+    Submission,
+    SubmissionReference,
+    TeachingDocument,
+    User,
+    utcnow,
+)
+
+
+class ObjectKind(str, enum.Enum):
+    IMAGE = "image"  # and any other evidence object
+    MANIFEST = "manifest"  # TCE Key Object Selection
+    TEACHING = "teaching"  # TCE Additional Teaching File Information SR
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sent an object: the AE titles of a DICOM association, or the user of a STOW request."""
+
+    calling_ae: str = ""
+    called_ae: str = ""
+    user_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"user:{self.user_id}" if self.user_id else f"ae:{self.calling_ae}"
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    references: tuple[str, ...]  # SOP Instance UIDs the manifest names
+    purpose: str = "teaching"
+    description: str = ""
+    observer_name: str = ""
+    delay_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TeachingContent:
+    """What an ATFI report says, in the archive's terms."""
+
+    title: str = ""
+    history: str = ""
+    findings: str = ""
+    differential: str = ""
+    diagnosis: str = ""
+    discussion: str = ""
+    keywords: tuple[str, ...] = ()
+    codes: tuple[tuple[str, str, str], ...] = ()
+    author_name: str = ""
+    author_gmc: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -35,6 +101,9 @@ class ReceivedInstance:
     patient_age: str = ""
     patient_sex: str = ""
     patient_weight_kg: float | None = None
+    kind: ObjectKind = ObjectKind.IMAGE
+    manifest: ManifestFacts | None = None
+    teaching: TeachingContent | None = None
 
 
 @dataclass(frozen=True)
@@ -45,38 +114,37 @@ class FilingResult:
     conflict: bool = False  # the same SOP Instance UID arrived with different content
 
 
-def destination_for_calling_ae(session: Session, calling_ae: str) -> Folder:
-    """The folder bound to the calling AE, else its user's personal folder, else the unclaimed inbox."""
-    binding = session.get(AeBinding, calling_ae.strip())
+def provisional_folder(session: Session, sender: Sender) -> Folder:
+    """Where a new study waits for its manifest: the called AE's folder, else the sender's own."""
+    binding = session.get(AeBinding, sender.called_ae.strip()) if sender.called_ae else None
     if binding is not None and binding.folder_id is not None:
         return session.get_one(Folder, binding.folder_id)
+    user = sender_user(session, sender)
+    return personal_folder(session, user) if user is not None else unclaimed_inbox(session)
+
+
+def sender_user(session: Session, sender: Sender) -> User | None:
+    if sender.user_id is not None:
+        return session.get(User, sender.user_id)
+    binding = session.get(AeBinding, sender.calling_ae.strip()) if sender.calling_ae else None
     if binding is not None and binding.user_id is not None:
-        return personal_folder(session, session.get_one(User, binding.user_id))
-    return unclaimed_inbox(session)
+        return session.get(User, binding.user_id)
+    return None
 
 
-def file_instance(session: Session, received: ReceivedInstance, calling_ae: str) -> FilingResult:
-    """Record a durable blob as an instance; its study's case is created on the study's first instance."""
-    sender = f"ae:{calling_ae}"
+def file_instance(
+    session: Session, received: ReceivedInstance, sender: Sender, *, wait: timedelta, now: datetime | None = None
+) -> FilingResult:
+    """Record a durable blob as an instance, then let any submission waiting for it progress."""
+    now = now or utcnow()
     existing = session.scalar(select(Instance).where(Instance.sop_instance_uid == received.sop_instance_uid))
     if existing is not None:
-        case_id = existing.series.study.case_id
-        if existing.blob_sha256 == received.blob.sha256:
-            return FilingResult(case_id, existing.id, duplicate=True)
-        # Kept (the blob is durable and named here) and flagged for an admin to resolve.
-        audit.record(
-            session, sender, "instance.conflict", "instance", existing.id,
-            sop_instance_uid=received.sop_instance_uid,
-            stored_sha256=existing.blob_sha256, received_sha256=received.blob.sha256,
-        )
-        return FilingResult(case_id, existing.id, duplicate=False, conflict=True)
+        return _again(session, existing, received, sender)
 
     study = session.scalar(select(Study).where(Study.study_instance_uid == received.study_instance_uid))
     if study is None:
-        study = _new_case_with_study(session, received, calling_ae)
-    series = session.scalar(
-        select(Series).where(Series.series_instance_uid == received.series_instance_uid)
-    )
+        study = _new_case_with_study(session, received, sender)
+    series = session.scalar(select(Series).where(Series.series_instance_uid == received.series_instance_uid))
     if series is None:
         series = Series(
             study=study,
@@ -97,19 +165,47 @@ def file_instance(session: Session, received: ReceivedInstance, calling_ae: str)
         blob_sha256=received.blob.sha256,
     )
     session.add(instance)
+    if received.teaching is not None:
+        session.merge(TeachingDocument(
+            sop_instance_uid=received.sop_instance_uid,
+            study_instance_uid=received.study_instance_uid,
+            content=asdict(received.teaching),
+        ))
     session.flush()
     audit.record(
-        session, sender, "instance.stored", "instance", instance.id,
+        session, sender.label, "instance.stored", "instance", instance.id,
         case_id=study.case_id, sop_instance_uid=received.sop_instance_uid, sha256=received.blob.sha256,
     )
+    if received.manifest is not None:
+        _open_submission(session, received, study.case_id, sender, now + wait, now)
     mark_case_changed(session, study.case_id)
+    quota.check_limit(session, study.case.folder)
+    submissions.progress(session, received.sop_instance_uid, now)
     return FilingResult(study.case_id, instance.id, duplicate=False)
 
 
-def _new_case_with_study(session: Session, received: ReceivedInstance, calling_ae: str) -> Study:
-    folder = destination_for_calling_ae(session, calling_ae)
+def _again(session: Session, existing: Instance, received: ReceivedInstance, sender: Sender) -> FilingResult:
+    case_id = existing.series.study.case_id
+    if existing.blob_sha256 == received.blob.sha256:
+        return FilingResult(case_id, existing.id, duplicate=True)
+    conflict = InstanceConflict(
+        instance_id=existing.id, blob_sha256=received.blob.sha256, size_bytes=received.blob.size,
+        calling_ae=sender.calling_ae,
+    )
+    session.add(conflict)
+    session.flush()
+    audit.record(
+        session, sender.label, "instance.conflict", "instance", existing.id,
+        sop_instance_uid=received.sop_instance_uid,
+        stored_sha256=existing.blob_sha256, received_sha256=received.blob.sha256,
+    )
+    return FilingResult(case_id, existing.id, duplicate=False, conflict=True)
+
+
+def _new_case_with_study(session: Session, received: ReceivedInstance, sender: Sender) -> Study:
+    folder = provisional_folder(session, sender)
     title = received.study_description or f"{received.modality or 'DICOM'} study {received.study_date}".strip()
-    case = Case(folder_id=folder.id, title=title, needs_details=True)
+    case = Case(folder_id=folder.id, title=title, status=CaseStatus.PENDING)
     study = Study(
         case=case,
         study_instance_uid=received.study_instance_uid,
@@ -122,5 +218,37 @@ def _new_case_with_study(session: Session, received: ReceivedInstance, calling_a
     )
     session.add_all([case, study])
     session.flush()
-    audit.record(session, f"ae:{calling_ae}", "case.created", "case", case.id, folder_id=folder.id)
+    audit.record(session, sender.label, "case.created", "case", case.id, folder_id=folder.id)
     return study
+
+
+def _open_submission(
+    session: Session, received: ReceivedInstance, case_id: int, sender: Sender, deadline: datetime, now: datetime
+) -> None:
+    facts = received.manifest
+    assert facts is not None
+    submission = Submission(
+        manifest_sop_instance_uid=received.sop_instance_uid,
+        study_instance_uid=received.study_instance_uid,
+        purpose=facts.purpose,
+        description=facts.description,
+        observer_name=facts.observer_name,
+        delay_reason=facts.delay_reason or "",
+        calling_ae=sender.calling_ae,
+        called_ae=sender.called_ae,
+        sender_user_id=sender.user_id,
+        case_id=case_id,
+        received_at=now,
+        deadline_at=deadline,
+        references=[
+            SubmissionReference(sop_instance_uid=uid)
+            for uid in dict.fromkeys(facts.references)
+            if uid != received.sop_instance_uid
+        ],
+    )
+    session.add(submission)
+    session.flush()
+    audit.record(
+        session, sender.label, "submission.opened", "submission", submission.id,
+        manifest=received.sop_instance_uid, references=len(submission.references),
+    )

@@ -76,6 +76,17 @@ def folder_path(session: Session, folder: Folder) -> str:
     return "/" + "/".join(reversed(names))
 
 
+def folder_by_path(session: Session, path: str) -> Folder | None:
+    """The folder at "/A/B/C", or None."""
+    current: Folder | None = None
+    for name in [part for part in path.strip().split("/") if part]:
+        parent_match = Folder.parent_id.is_(None) if current is None else Folder.parent_id == current.id
+        current = session.scalar(select(Folder).where(parent_match, Folder.name == name))
+        if current is None:
+            return None
+    return current
+
+
 def get_folder(session: Session, user: User, folder_id: int) -> Folder:
     folder = session.get(Folder, folder_id)
     if folder is None:

@@ -76,6 +76,8 @@ class Folder(Base):
     kind: Mapped[FolderKind] = mapped_column(Enum(FolderKind, native_enum=False, length=16))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     storage_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    limit_is_hard: Mapped[bool] = mapped_column(Boolean, default=False)
+    limit_notice_sent: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User | None] = relationship()
@@ -123,6 +125,13 @@ class AeBinding(Base):
     folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"))
 
 
+class CaseStatus(str, enum.Enum):
+    PENDING = "pending"  # objects are arriving; the submission is not assembled yet
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"  # the wait ended with references of the manifest still missing
+    NEEDS_DETAILS = "needs_details"  # images arrived without a manifest or teaching text
+
+
 class Case(Base):
     __tablename__ = "cases"
 
@@ -138,7 +147,12 @@ class Case(Base):
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     author_name: Mapped[str] = mapped_column(String(200), default="")
     author_gmc: Mapped[str] = mapped_column(String(32), default="")
-    needs_details: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[CaseStatus] = mapped_column(
+        Enum(CaseStatus, native_enum=False, length=16), default=CaseStatus.COMPLETE
+    )
+    missing: Mapped[list[str]] = mapped_column(default=list)  # SOP Instance UIDs a manifest named
+    notice: Mapped[str] = mapped_column(Text, default="")  # why the case is where it is, for its owner
+    teaching_extra: Mapped[dict[str, Any]] = mapped_column(default=dict)  # category, level, ...
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -250,3 +264,96 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SubmissionState(str, enum.Enum):
+    WAITING = "waiting"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+
+
+class Submission(Base):
+    """One TCE manifest (KOS) and the objects it references, assembled in any order."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    manifest_sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[SubmissionState] = mapped_column(
+        Enum(SubmissionState, native_enum=False, length=16), default=SubmissionState.WAITING
+    )
+    purpose: Mapped[str] = mapped_column(String(32), default="teaching")
+    description: Mapped[str] = mapped_column(Text, default="")
+    observer_name: Mapped[str] = mapped_column(String(200), default="")
+    delay_reason: Mapped[str] = mapped_column(String(200), default="")
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    called_ae: Mapped[str] = mapped_column(String(16), default="")
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[datetime] = mapped_column(index=True)
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+    references: Mapped[list[SubmissionReference]] = relationship(cascade="all, delete-orphan")
+
+
+class SubmissionReference(Base):
+    """One SOP Instance UID a manifest names; indexed so each arrival finds its submissions."""
+
+    __tablename__ = "submission_references"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class TeachingDocument(Base):
+    """The parsed content of an ATFI structured report, kept until its submission is assembled."""
+
+    __tablename__ = "teaching_documents"
+
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class QuarantineState(str, enum.Enum):
+    HELD = "held"
+    RELEASED = "released"
+    DELETED = "deleted"
+
+
+class QuarantinedObject(Base):
+    """Acknowledged to the sender but visible to nobody but admins: it may still identify a patient."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    reasons: Mapped[list[str]] = mapped_column(default=list)
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    called_ae: Mapped[str] = mapped_column(String(16), default="")
+    state: Mapped[QuarantineState] = mapped_column(
+        Enum(QuarantineState, native_enum=False, length=16), default=QuarantineState.HELD
+    )
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column()
+
+
+class InstanceConflict(Base):
+    """The same SOP Instance UID arrived again with different content: kept, and flagged for an admin."""
+
+    __tablename__ = "instance_conflicts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    blob_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    calling_ae: Mapped[str] = mapped_column(String(16), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 from . import audit, security
 from .errors import InvalidInput, NotAuthenticated, NotFound
 from .folders import create_personal_folder
-from .models import AeBinding, ApiToken, User
+from .models import AeBinding, ApiToken, Folder, User
+from .submissions import claim_unclaimed
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # PS3.5 AE VR: no backslash, 16 chars
@@ -61,6 +62,7 @@ def add_user(
     session.flush()
     create_personal_folder(session, user)
     audit.record(session, actor, "user.created", "user", user.id, username=username, gmc=gmc, admin=admin)
+    claim_unclaimed(session, user)
     return NewUser(user, generated)
 
 
@@ -93,12 +95,25 @@ def user_for_token(session: Session, token: str) -> User:
 
 
 def bind_ae(session: Session, ae_title: str, user: User, actor: User | str = "cli") -> AeBinding:
-    """Files what the calling AE `ae_title` sends into `user`'s personal folder."""
+    """Files what the calling AE `ae_title` sends (without other routing) into `user`'s personal folder."""
+    binding = _binding(session, ae_title)
+    binding.user_id, binding.folder_id = user.id, None
+    audit.record(session, actor, "ae.bound", "ae", binding.ae_title, user=user.username)
+    return binding
+
+
+def bind_called_ae(session: Session, ae_title: str, folder: Folder, actor: User | str = "cli") -> AeBinding:
+    """Files what is sent to the called AE `ae_title` into `folder` (senders need send rights)."""
+    binding = _binding(session, ae_title)
+    binding.user_id, binding.folder_id = None, folder.id
+    audit.record(session, actor, "ae.bound", "ae", binding.ae_title, folder_id=folder.id)
+    return binding
+
+
+def _binding(session: Session, ae_title: str) -> AeBinding:
     ae_title = ae_title.strip()
     if not AE_TITLE.match(ae_title):
         raise InvalidInput(f"AE title {ae_title!r} must be 1-16 characters with no backslash")
     binding = session.get(AeBinding, ae_title) or AeBinding(ae_title=ae_title)
-    binding.user_id, binding.folder_id = user.id, None
     session.add(binding)
-    audit.record(session, actor, "ae.bound", "ae", ae_title, user=user.username)
     return binding

@@ -9,11 +9,14 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
+from ingest.demo import mark_deidentified
+from ingest.tce.atfi import TeachingFileInfo
+
 
 def study(names: list[str], *, description: str = "", **attributes: object) -> list[Dataset]:
     """One new study holding a copy of each named pydicom test file, each its own series."""
     study_uid = generate_uid()
-    pseudonym = f"PSEUDO-{study_uid[-8:]}"
+    pseudonym = f"PSEUDO^{study_uid[-8:]}"
     datasets = []
     for number, name in enumerate(names, start=1):
         ds = dcmread(get_testdata_file(name))
@@ -22,7 +25,7 @@ def study(names: list[str], *, description: str = "", **attributes: object) -> l
         ds.SOPInstanceUID = generate_uid()
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.PatientID, ds.PatientName = pseudonym, pseudonym
-        ds.PatientIdentityRemoved = "YES"
+        mark_deidentified(ds)
         ds.SeriesNumber = number
         ds.InstanceNumber = 1
         if description:
@@ -41,3 +44,17 @@ def write(datasets: list[Dataset], folder: Path) -> list[Path]:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def tce_export(
+    images: list[Dataset], info: TeachingFileInfo, *, description: str = "", purpose: str = "teaching"
+) -> tuple[Dataset, Dataset]:
+    """The ATFI report and the KOS manifest an export manager sends with `images`."""
+    from ingest.tce.atfi import build_teaching_file_info  # noqa: PLC0415
+    from ingest.tce.manifest import build_manifest
+
+    report = mark_deidentified(build_teaching_file_info(info, images))
+    manifest = mark_deidentified(
+        build_manifest([*images, report], purpose=purpose, description=description, observer_name=info.author_name)
+    )
+    return report, manifest
