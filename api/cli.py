@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from archive import users
+from archive.folders import create_folder, folder_by_path, folder_path, grant
+from archive.models import FolderKind
 from archive.cases import CaseUpdate, Code, update_case
 from archive.errors import ArchiveError
 from archive.models import Study
@@ -147,11 +149,59 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_ae_bind(args: argparse.Namespace) -> int:
+    if bool(args.user) == bool(args.folder):
+        raise CliError("give either USER (a calling AE) or --folder PATH (a called AE)")
     with _open(args) as casebank:
         with casebank.database.session() as session:
-            binding = users.bind_ae(session, args.ae_title, users.get_user(session, args.user))
-            ae_title = binding.ae_title
-        print(f"calling AE {ae_title} now files into {args.user}'s personal folder")
+            if args.folder:
+                users.bind_called_ae(session, args.ae_title, _folder(session, args.folder))
+                print(f"objects sent to called AE {args.ae_title} now file into {args.folder}")
+            else:
+                users.bind_ae(session, args.ae_title, users.get_user(session, args.user))
+                print(f"calling AE {args.ae_title} now files into {args.user}'s personal folder")
+    return 0
+
+
+def _folder(session, path: str):  # type: ignore[no-untyped-def]
+    folder = folder_by_path(session, path)
+    if folder is None:
+        raise CliError(f"no folder {path}")
+    return folder
+
+
+def cmd_folder_add(args: argparse.Namespace) -> int:
+    with _open(args) as casebank:
+        with casebank.database.session() as session:
+            actor = users.get_user(session, args.owner)
+            parent_path, _, name = args.path.rstrip("/").rpartition("/")
+            parent = _folder(session, parent_path) if parent_path else None
+            folder = create_folder(session, actor, name, FolderKind(args.kind), parent=parent)
+            print(f"created {folder_path(session, folder)} ({args.kind}) owned by {actor.username}")
+    return 0
+
+
+def cmd_folder_limit(args: argparse.Namespace) -> int:
+    with _open(args) as casebank:
+        with casebank.database.session() as session:
+            folder = _folder(session, args.path)
+            folder.storage_limit_bytes = args.bytes or None
+            folder.limit_is_hard = args.hard
+            folder.limit_notice_sent = False
+            kind = "hard" if args.hard else "warn-only"
+            print(f"{args.path}: {kind} limit of {args.bytes} bytes" if args.bytes else f"{args.path}: no limit")
+    return 0
+
+
+def cmd_folder_grant(args: argparse.Namespace) -> int:
+    with _open(args) as casebank:
+        with casebank.database.session() as session:
+            folder = _folder(session, args.path)
+            actor = users.get_user(session, args.by) if args.by else folder.owner
+            if actor is None:
+                raise CliError(f"{args.path} has no owner; say who grants with --by ADMIN")
+            grant(session, actor, folder, users.get_user(session, args.user),
+                  view=True, edit="edit" in args.rights, send="send" in args.rights)
+            print(f"{args.user} may now {', '.join(args.rights)} {args.path}")
     return 0
 
 
@@ -219,8 +269,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="file what a calling AE sends into a user's personal folder",
     )
     bind.set_defaults(handler=cmd_ae_bind)
-    bind.add_argument("ae_title", metavar="AE", help="calling AE title of the PACS or modality")
-    bind.add_argument("user", metavar="USER", help="user name")
+    bind.add_argument("ae_title", metavar="AE", help="calling AE title of a PACS, or a called AE title with --folder")
+    bind.add_argument("user", metavar="USER", nargs="?", help="user whose personal folder receives (calling AE)")
+    bind.add_argument("--folder", metavar="PATH", help="file what is sent TO this called AE title into PATH")
+
+    folder = commands.add_parser("folder", help="manage folders", description="manage folders")
+    folder_commands = folder.add_subparsers(dest="folder_command", required=True, metavar="COMMAND")
+    add_folder = folder_commands.add_parser("add", parents=[common], help="create a folder", description="create a folder")
+    add_folder.set_defaults(handler=cmd_folder_add)
+    add_folder.add_argument("path", metavar="PATH", help="/Parent/Name")
+    add_folder.add_argument("--owner", required=True, help="user who owns it (an admin for top-level folders)")
+    add_folder.add_argument("--kind", default="shared", choices=[k.value for k in FolderKind if k is not FolderKind.INBOX])
+    limit = folder_commands.add_parser(
+        "limit", parents=[common], help="set a folder's storage limit",
+        description="Set a folder's storage limit. The owner is mailed once when it is crossed; "
+        "with --hard, stores that would cross it are refused (DICOM status A700).",
+    )
+    limit.set_defaults(handler=cmd_folder_limit)
+    limit.add_argument("path", metavar="PATH")
+    limit.add_argument("bytes", type=int, help="limit in bytes; 0 removes it")
+    limit.add_argument("--hard", action="store_true", help="refuse stores beyond the limit")
+    grant_cmd = folder_commands.add_parser("grant", parents=[common], help="give a user rights on a folder",
+                                           description="give a user rights on a folder and its sub-folders")
+    grant_cmd.set_defaults(handler=cmd_folder_grant)
+    grant_cmd.add_argument("path", metavar="PATH")
+    grant_cmd.add_argument("user", metavar="USER")
+    grant_cmd.add_argument("rights", nargs="+", choices=["view", "edit", "send"])
+    grant_cmd.add_argument("--by", metavar="USER", help="who grants (default: the folder's owner)")
     return parser
 
 

@@ -12,7 +12,7 @@ from . import audit
 from .db import mark_case_changed
 from .errors import NotFound
 from .folders import get_folder, require
-from .models import Case, CaseStatus, CodedEntry, Instance, Series, Study, User
+from .models import Case, CaseStatus, CodedEntry, Instance, Study, User
 
 TEXT_FIELDS = ("title", "history", "findings", "diagnosis", "differential", "discussion")
 
@@ -112,7 +112,7 @@ def cases_for_indexing(session: Session, case_ids: set[int]) -> list[Case]:
             .where(Case.id.in_(case_ids))
             .options(
                 selectinload(Case.codes),
-                selectinload(Case.studies).selectinload(Study.series).selectinload(Series.instances),
+                selectinload(Case.studies).selectinload(Study.series),
             )
         )
     )

@@ -146,6 +146,7 @@ def file_instance(
         study = _new_case_with_study(session, received, sender)
     series = session.scalar(select(Series).where(Series.series_instance_uid == received.series_instance_uid))
     if series is None:
+        mark_case_changed(session, study.case_id)  # a new series can add a modality or body part
         series = Series(
             study=study,
             series_instance_uid=received.series_instance_uid,
@@ -178,7 +179,6 @@ def file_instance(
     )
     if received.manifest is not None:
         _open_submission(session, received, study.case_id, sender, now + wait, now)
-    mark_case_changed(session, study.case_id)
     quota.check_limit(session, study.case.folder)
     submissions.progress(session, received.sop_instance_uid, now)
     return FilingResult(study.case_id, instance.id, duplicate=False)

@@ -11,7 +11,10 @@ import pytest
 
 CASEBANK = str(Path(sys.executable).with_name("casebank"))
 
-COMMANDS = [[], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"]]
+COMMANDS = [
+    [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
+    ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"],
+]
 
 
 def run(*args: str, data: Path, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,3 +76,30 @@ def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
     assert unknown.returncode == 2 and "no user named 'nobody'" in unknown.stderr
     bad_ae = run("ae", "bind", "WAY-TOO-LONG-AE-TITLE", "alice", data=tmp_path)
     assert bad_ae.returncode == 2 and "1-16 characters" in bad_ae.stderr
+
+
+def test_folders_called_ae_binding_and_limits(tmp_path):
+    run("user", "add", "root", "--email", "r@hospital.example", "--gmc", "1", "--admin", data=tmp_path, stdin="pw\n")
+    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw\n")
+    assert run("folder", "add", "/Teaching", "--owner", "root", data=tmp_path).returncode == 0
+    sub = run("folder", "add", "/Teaching/Chest", "--owner", "root", "--kind", "ldm", data=tmp_path)
+    assert "created /Teaching/Chest (ldm) owned by root" in sub.stdout
+    assert run("folder", "grant", "/Teaching", "alice", "view", "send", data=tmp_path).returncode == 0
+    bound = run("ae", "bind", "TEACHING", "--folder", "/Teaching/Chest", data=tmp_path)
+    assert "called AE TEACHING now file into /Teaching/Chest" in bound.stdout
+    limited = run("folder", "limit", "/Teaching", "1000000", "--hard", data=tmp_path)
+    assert "hard limit of 1000000 bytes" in limited.stdout
+    missing = run("ae", "bind", "X", "--folder", "/Nope", data=tmp_path)
+    assert missing.returncode == 2 and "no folder /Nope" in missing.stderr
+
+    from api.runtime import Casebank
+    from api.settings import Settings
+    from archive import folders, users
+    from archive.models import AeBinding
+
+    with Casebank.open(Settings(data=tmp_path)) as casebank, casebank.database.session() as session:
+        teaching = folders.folder_by_path(session, "/Teaching")
+        assert teaching.storage_limit_bytes == 1000000 and teaching.limit_is_hard
+        assert session.get(AeBinding, "TEACHING").folder_id == folders.folder_by_path(session, "/Teaching/Chest").id
+        alice_rights = folders.rights_on(session, users.get_user(session, "alice"), teaching)
+        assert alice_rights.view and alice_rights.send and not alice_rights.edit
