@@ -72,6 +72,9 @@ class BlobStore:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
     def open(self, sha256: str) -> BinaryIO:
         return self.path(sha256).open("rb")
 

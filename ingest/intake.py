@@ -15,6 +15,7 @@ from datetime import timedelta
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 from pynetdicom import AllStoragePresentationContexts
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from archive import quarantine
@@ -31,6 +32,7 @@ from archive.filing import (
     file_instance,
     provisional_folder,
 )
+from archive.models import Instance, QuarantineState, User
 from archive.quota import QuotaExceeded, refuse_if_hard_limit_exceeded
 
 from . import status
@@ -123,6 +125,28 @@ class Intake:
             except IntegrityError:  # another process filed the same study or instance first
                 with self.database.session() as session:
                     return file_instance(session, received, sender, wait=self.wait)
+
+
+def release_from_quarantine(intake: Intake, admin_id: int, entry_id: int) -> FilingResult:
+    """An admin judged a held object safe: file it as if it had just arrived, in one transaction."""
+    with intake._filing_lock, intake.database.session() as session:
+        admin = session.get_one(User, admin_id)
+        entry = quarantine.decide(session, admin, entry_id, QuarantineState.RELEASED)
+        ds = read_complete(intake.blobs.read(entry.blob_sha256))
+        received = replace(describe(ds), blob=StoredBlob(entry.blob_sha256, entry.size_bytes, created=False))
+        sender = Sender(calling_ae=entry.calling_ae, called_ae=entry.called_ae)
+        return file_instance(session, received, sender, wait=intake.wait)
+
+
+def delete_from_quarantine(intake: Intake, admin_id: int, entry_id: int) -> None:
+    """Discard a held object and its bytes (unless the same bytes are filed elsewhere)."""
+    with intake.database.session() as session:
+        admin = session.get_one(User, admin_id)
+        entry = quarantine.decide(session, admin, entry_id, QuarantineState.DELETED)
+        still_used = session.scalar(select(Instance.id).where(Instance.blob_sha256 == entry.blob_sha256))
+        sha256 = entry.blob_sha256
+    if still_used is None:
+        intake.blobs.delete(sha256)
 
 
 def check_identity(

@@ -249,3 +249,34 @@ def test_a_hard_limit_refuses_with_a700_naming_the_folder(casebank, live, make_u
     [refused] = send(live, [second])
     assert refused.Status == 0xA700
     assert refused.ErrorComment == "folder /alice is full"
+
+
+def test_admins_inspect_release_and_delete_quarantined_objects(casebank, live, client, make_user):
+    from archive.models import AuditEvent
+
+    alice, _admin = make_user("alice"), make_user("root", admin=True)
+    with casebank.database.session() as session:
+        users.bind_ae(session, "PACS1", session.merge(alice))
+    first, second = dicom_data.study(["CT_small.dcm", "MR_small.dcm"])
+    for ds in (first, second):
+        ds.PatientIdentityRemoved = "NO"
+    send(live, [first, second])
+
+    login(client, "alice")
+    assert client.get("/api/admin/quarantine").status_code == 403
+    login(client, "root")
+    held = client.get("/api/admin/quarantine").json()
+    assert [h["sop_instance_uid"] for h in held] == [first.SOPInstanceUID, second.SOPInstanceUID]
+    detail = client.get(f"/api/admin/quarantine/{held[0]['id']}").json()
+    assert detail["header"]["00080018"]["Value"] == [first.SOPInstanceUID]
+    assert "Patient Identity Removed (0012,0062) is not YES" in detail["reasons"]
+
+    assert client.post(f"/api/admin/quarantine/{held[0]['id']}/release").status_code == 204
+    assert client.delete(f"/api/admin/quarantine/{held[1]['id']}").status_code == 204
+    again = client.post(f"/api/admin/quarantine/{held[1]['id']}/release")
+    assert again.status_code == 422 and "already deleted" in again.json()["detail"]
+    assert client.get("/api/admin/quarantine").json() == []
+    with casebank.database.session() as session:
+        assert [i.sop_instance_uid for i in session.scalars(select(Instance))] == [first.SOPInstanceUID]
+        actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "quarantine")))
+        assert {"quarantine.held", "quarantine.inspected", "quarantine.released", "quarantine.deleted"} <= actions
