@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
-from pynetdicom import AllStoragePresentationContexts
+from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -38,11 +38,12 @@ from archive.quota import QuotaExceeded, refuse_if_hard_limit_exceeded
 from . import status
 from .deid_check import reasons_to_quarantine
 from .tce import atfi, manifest
-from .validation import MalformedObject, read_complete
+from .validation import MalformedObject, read_complete, read_meta
 
 log = logging.getLogger(__name__)
 
 STORAGE_SOP_CLASSES = frozenset(str(cx.abstract_syntax) for cx in AllStoragePresentationContexts)
+SUPPORTED_TRANSFER_SYNTAXES = frozenset(str(uid) for uid in ALL_TRANSFER_SYNTAXES)
 REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 
 
@@ -77,6 +78,13 @@ class Intake:
     ) -> Outcome:
         """Validate, check, store and file one Part 10 object; never raises."""
         try:
+            meta = read_meta(encoded)
+            syntax = str(meta.get("TransferSyntaxUID", ""))
+            if syntax not in SUPPORTED_TRANSFER_SYNTAXES:
+                return Outcome(
+                    status.REFUSED_SOP_CLASS_NOT_SUPPORTED, f"transfer syntax {syntax or '(none)'} is not supported",
+                    str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", "")),
+                )
             ds = read_complete(encoded)
             problem = check_identity(ds, negotiated_sop_class, required_study)
             if problem is not None:
@@ -178,6 +186,9 @@ def _identity_problem(
     meta_class = ds.file_meta.get("MediaStorageSOPClassUID")
     if meta_class and str(meta_class) != sop_class:
         return status.ERROR_DATASET_DOES_NOT_MATCH_SOP_CLASS, f"file meta SOP class {meta_class} differs"
+    meta_instance = ds.file_meta.get("MediaStorageSOPInstanceUID")
+    if meta_instance and str(meta_instance) != str(ds.SOPInstanceUID):
+        return status.ERROR_DATASET_DOES_NOT_MATCH_SOP_CLASS, "file meta SOP Instance UID differs"
     return None
 
 

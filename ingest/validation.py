@@ -10,7 +10,8 @@ import io
 import warnings
 
 import pydicom
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import _read_file_meta_info
 from pydicom.dataelem import RawDataElement
 from pydicom.encaps import generate_fragments
 from pydicom.pixels.utils import get_expected_length
@@ -40,6 +41,20 @@ def read_complete(encoded: bytes) -> Dataset:
         raise MalformedObject(f"cannot parse DICOM: {exc}") from exc
     _check_pixel_data(ds)
     return ds
+
+
+def read_meta(encoded: bytes) -> FileMetaDataset:
+    """The File Meta Information alone, to decide on the transfer syntax before parsing the rest."""
+    try:
+        stream = io.BytesIO(encoded)
+        stream.seek(128)
+        if stream.read(4) != b"DICM":
+            raise MalformedObject("not a DICOM Part 10 stream: no DICM prefix")
+        return _read_file_meta_info(stream)  # the public reader wants a path; this one takes a stream
+    except MalformedObject:
+        raise
+    except Exception as exc:
+        raise MalformedObject(f"cannot parse the file meta information: {exc}") from exc
 
 
 def _check_lengths(ds: Dataset) -> None:

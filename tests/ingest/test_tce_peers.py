@@ -3,6 +3,7 @@ the mail a folder owner gets from an aiosmtpd server when a folder crosses its l
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import subprocess
@@ -16,7 +17,7 @@ from sqlalchemy import select
 
 from api.runtime import Casebank
 from archive import folders, users
-from archive.models import Case, FolderKind
+from archive.models import Case, FolderKind, Instance
 
 from .. import dicom_data
 from ..peers import LiveServer, free_port, orthanc
@@ -144,3 +145,31 @@ def test_crossing_a_folder_limit_mails_the_owner_exactly_once(settings, make_use
         assert "buy more storage" in text
     finally:
         smtp.stop()
+
+
+def test_stow_refuses_unsupported_transfer_syntax_and_meta_mismatch(casebank, live, make_user):
+    make_user("alice")
+    odd_syntax, mismatched, fine = dicom_data.study(["CT_small.dcm", "CT_small.dcm", "CT_small.dcm"])
+    odd_syntax.file_meta.TransferSyntaxUID = "1.2.826.0.1.3680043.9.9.1"  # a private syntax nobody knows
+    mismatched.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    parts = []
+    for ds in (odd_syntax, mismatched, fine):
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=False, implicit_vr=False, little_endian=True)
+        parts.append(buffer.getvalue())
+    boundary = "casebank-test-boundary"
+    body = b"".join(
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n" for part in parts
+    ) + f"--{boundary}--\r\n".encode()
+    response = requests.post(
+        f"{live.url}/dicomweb/studies", data=body, timeout=20,
+        headers={**bearer(casebank, "alice"),
+                 "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'},
+    )
+    assert response.status_code == 202, response.text
+    body = response.json()
+    failed = {i["00081155"]["Value"][0]: i["00081197"]["Value"][0] for i in body["00081198"]["Value"]}
+    assert failed == {str(odd_syntax.SOPInstanceUID): 0x0122, str(mismatched.SOPInstanceUID): 0xA900}
+    assert [i["00081155"]["Value"][0] for i in body["00081199"]["Value"]] == [str(fine.SOPInstanceUID)]
+    with casebank.database.session() as session:
+        assert [i.sop_instance_uid for i in session.scalars(select(Instance))] == [str(fine.SOPInstanceUID)]
