@@ -12,21 +12,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
-
 from archive import users
 from archive.folders import create_folder, folder_by_path, folder_path, grant
 from archive.models import FolderKind
-from archive.cases import CaseUpdate, Code, update_case
 from archive.errors import ArchiveError
-from archive.models import Study
 
 from .settings import Settings, environment_help
 
 if TYPE_CHECKING:
     from .runtime import Casebank
 
-DEMO_USER, DEMO_PASSWORD = "demo", "demo"
+DEMO_USER, DEMO_PASSWORD, DEMO_GMC = "demo", "demo", "7000000"
 
 
 class CliError(Exception):
@@ -78,6 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _load_demo(casebank: Casebank) -> None:
+    """Demo cases arrive as TCE exports (images, ATFI report, KOS) over DICOM, like any other."""
     from ingest import demo
 
     with casebank.database.session() as session:
@@ -85,29 +82,16 @@ def _load_demo(casebank: Casebank) -> None:
             user = users.get_user(session, DEMO_USER)
         except ArchiveError:
             user = users.add_user(
-                session, DEMO_USER, email="demo@casebank.invalid", gmc="DEMO0001",
+                session, DEMO_USER, email="demo@casebank.invalid", gmc=DEMO_GMC,
                 display_name="Dr Demo", password=DEMO_PASSWORD,
             ).user
         users.bind_ae(session, demo.DEMO_AE, user)
     settings = casebank.settings
     for case in demo.DEMO_CASES:
-        datasets = list(demo.demo_datasets(case))
+        datasets = demo.demo_export(case, author="Demo^Dana^^Dr", gmc=DEMO_GMC)
         statuses = demo.send(datasets, "127.0.0.1", settings.dicom_port, settings.ae_title)
         if any(s != 0 for s in statuses):
             raise CliError(f"demo case {case.key}: the receiver answered {[hex(s) for s in statuses]}")
-        with casebank.database.session() as session:
-            user = users.get_user(session, DEMO_USER)
-            study = session.scalars(
-                select(Study).where(Study.study_instance_uid == str(datasets[0].StudyInstanceUID))
-            ).one()
-            update_case(
-                session, user, study.case_id,
-                CaseUpdate(
-                    title=case.title, history=case.history, findings=case.findings,
-                    diagnosis=case.diagnosis, discussion=case.discussion, keywords=case.keywords,
-                    codes=[Code(*c) for c in case.codes],
-                ),
-            )
     print(f"demo: {len(demo.DEMO_CASES)} cases in {DEMO_USER}'s personal folder", flush=True)
 
 

@@ -15,6 +15,8 @@ from pydicom.uid import generate_uid
 from pynetdicom import AE
 
 from .deid_check import MUST_BE_EMPTY
+from .tce.atfi import TeachingFileInfo, build_teaching_file_info
+from .tce.manifest import build_manifest
 from pynetdicom.presentation import PresentationContext, build_context
 
 DEMO_AE = "CASEBANK-DEMO"
@@ -31,7 +33,7 @@ class DemoCase:
     diagnosis: str
     discussion: str
     keywords: tuple[str, ...]
-    codes: tuple[tuple[str, str, str], ...] = ()
+    codes: tuple[tuple[str, str, str], ...] = ()  # (coding scheme designator, code, meaning)
 
 
 DEMO_CASES = (
@@ -54,7 +56,7 @@ DEMO_CASES = (
         diagnosis="Focal liver lesion (demo label)",
         discussion="Overlays are burned in by some modalities; the edge de-identifier removes them.",
         keywords=("liver", "overlay", "MR"),
-        codes=(("ICD-10", "K76.9", "Liver disease, unspecified"),),
+        codes=(("I10", "K76.9", "Liver disease, unspecified"),),
     ),
     DemoCase(
         key="us-cine",
@@ -75,7 +77,7 @@ DEMO_CASES = (
         diagnosis="Bone metastases (demo label)",
         discussion="Bone scans show osteoblastic activity; metastatic cancers of prostate and breast are typical.",
         keywords=("bone scan", "metastases", "nuclear medicine"),
-        codes=(("ICD-10", "C79.5", "Secondary malignant neoplasm of bone and bone marrow"),),
+        codes=(("I10", "C79.5", "Secondary malignant neoplasm of bone and bone marrow"),),
     ),
 )
 
@@ -94,6 +96,24 @@ def demo_datasets(case: DemoCase) -> Iterator[Dataset]:
         ds.StudyDescription = case.title.removeprefix("Demo: ")
         ds.InstanceNumber = number
         yield mark_deidentified(ds)
+
+
+def demo_export(case: DemoCase, author: str, gmc: str) -> list[Dataset]:
+    """The case as an export manager sends it: images, the ATFI report and the KOS manifest."""
+    images = list(demo_datasets(case))
+    info = TeachingFileInfo(
+        author_name=author, author_gmc=gmc, abstract=case.title, history=case.history,
+        findings=case.findings, diagnosis=case.diagnosis, discussion=case.discussion,
+        keywords=case.keywords, codes=case.codes,
+    )
+    report = build_teaching_file_info(
+        info, images, sop_instance_uid=generate_uid(UID_PREFIX, entropy_srcs=[case.key, "atfi"])
+    )
+    manifest = build_manifest(
+        [*images, mark_deidentified(report)], description=f"Casebank demo case {case.key}",
+        observer_name=author, sop_instance_uid=generate_uid(UID_PREFIX, entropy_srcs=[case.key, "kos"]),
+    )
+    return [*images, report, mark_deidentified(manifest)]
 
 
 def mark_deidentified(ds: Dataset) -> Dataset:

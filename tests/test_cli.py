@@ -103,3 +103,29 @@ def test_folders_called_ae_binding_and_limits(tmp_path):
         assert session.get(AeBinding, "TEACHING").folder_id == folders.folder_by_path(session, "/Teaching/Chest").id
         alice_rights = folders.rights_on(session, users.get_user(session, "alice"), teaching)
         assert alice_rights.view and alice_rights.send and not alice_rights.edit
+
+
+def test_demo_serves_a_populated_archive(tmp_path):
+    from .peers import free_port, wait_for_port
+
+    http_port, dicom_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [CASEBANK, "demo", "--data", str(tmp_path), "--http", f"127.0.0.1:{http_port}", "--dicom-port", str(dicom_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        wait_for_port(http_port, timeout=90)
+        import requests
+
+        session = requests.Session()
+        session.post(f"http://127.0.0.1:{http_port}/api/session", json={"username": "demo", "password": "demo"}, timeout=10).raise_for_status()
+        found = session.get(f"http://127.0.0.1:{http_port}/api/search", params={"q": "metastases"}, timeout=10).json()
+        assert found["total"] == 1
+        every = session.get(f"http://127.0.0.1:{http_port}/api/search", params={"q": ""}, timeout=10).json()
+        assert every["total"] == 4
+        case = session.get(f"http://127.0.0.1:{http_port}/api/cases/{found['hits'][0]['case_id']}", timeout=10).json()
+        assert case["status"] == "complete" and case["author"]["gmc"] == "7000000"
+        assert case["codes"] == [{"system": "I10", "code": "C79.5", "display": "Secondary malignant neoplasm of bone and bone marrow"}]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

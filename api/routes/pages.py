@@ -18,6 +18,7 @@ from ..deps import SESSION_USER, CasebankDep, CredentialsDep
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
+templates.env.globals["NON_IMAGE_MODALITIES"] = ("SR", "KO", "PR", "DOC", "REG")  # documents, not pictures
 
 
 def _to_login(request: Request) -> RedirectResponse:
