@@ -40,10 +40,14 @@ class Route:
 
 
 def progress(session: Session, arrived_sop_uid: str, now: datetime) -> None:
-    """Complete every waiting submission that the arrival of `arrived_sop_uid` makes whole."""
+    """Complete every submission that the arrival of `arrived_sop_uid` makes whole.
+
+    An incomplete one (its wait ended) is assembled again on every late arrival, so a sender's
+    retry after an outage still completes the case.
+    """
     candidates = session.scalars(
         select(Submission).where(
-            Submission.state == SubmissionState.WAITING,
+            Submission.state.in_((SubmissionState.WAITING, SubmissionState.INCOMPLETE)),
             (Submission.manifest_sop_instance_uid == arrived_sop_uid)
             | Submission.id.in_(
                 select(SubmissionReference.submission_id).where(
@@ -53,7 +57,7 @@ def progress(session: Session, arrived_sop_uid: str, now: datetime) -> None:
         )
     ).all()
     for submission in candidates:
-        if not missing_references(session, submission):
+        if submission.state is SubmissionState.INCOMPLETE or not missing_references(session, submission):
             assemble(session, submission, now)
 
 

@@ -24,45 +24,44 @@ MUST_BE_EMPTY = (
     "PhysiciansOfRecord", "RequestingPhysician", "InsurancePlanIdentification", "PatientInsurancePlanCodeSequence",
 )
 NHS_NUMBER = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
+MUST_BE_EMPTY_SET = frozenset(MUST_BE_EMPTY)
+PIXEL_DATA = 0x7FE00010
 TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "PN", "UC", "AE", "CS"}
 
 
 def reasons_to_quarantine(ds: Dataset) -> list[str]:
-    """Why `ds` may still identify a patient; empty when it passes."""
+    """Why `ds` may still identify a patient; empty when it passes. One walk over the header."""
     reasons: list[str] = []
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         reasons.append("Patient Identity Removed (0012,0062) is not YES")
     if not ds.get("DeidentificationMethodCodeSequence"):
         reasons.append("no De-identification Method Code Sequence (0012,0064)")
-    for keyword in MUST_BE_EMPTY:
-        for where, value in _values(ds, keyword):
-            reasons.append(f"{keyword} has a value{where}")
-    for where, text in _texts(ds):
-        if _looks_like_nhs_number(text):
-            reasons.append(f"an NHS number appears in {where}")
-            break
+    nhs_number_seen = False
+    for where, elem in _walk(ds):
+        if elem.keyword in MUST_BE_EMPTY_SET and not _is_empty(elem):
+            reasons.append(f"{elem.keyword} has a value{where}")
+        elif not nhs_number_seen and elem.VR in TEXT_VRS and elem.value not in (None, ""):
+            if _looks_like_nhs_number(str(elem.value)):
+                reasons.append(f"an NHS number appears in {elem.keyword or elem.tag}{where}")
+                nhs_number_seen = True
     return reasons
 
 
-def _values(ds: Dataset, keyword: str, where: str = "") -> list[tuple[str, object]]:
-    found = []
-    element = ds.get(keyword)
-    if element not in (None, "", []) and str(element).strip():
-        found.append((where, element))
+def _walk(ds: Dataset, where: str = ""):  # type: ignore[no-untyped-def]
     for elem in ds:
+        if elem.tag == PIXEL_DATA:
+            continue
+        yield where, elem
         if elem.VR == "SQ":
             for index, item in enumerate(elem.value):
-                found.extend(_values(item, keyword, f"{where} in {elem.keyword or elem.tag}[{index}]"))
-    return found
+                yield from _walk(item, f"{where} in {elem.keyword or elem.tag}[{index}]")
 
 
-def _texts(ds: Dataset, where: str = ""):  # type: ignore[no-untyped-def]
-    for elem in ds:
-        if elem.VR == "SQ":
-            for index, item in enumerate(elem.value):
-                yield from _texts(item, f"{where}{elem.keyword or elem.tag}[{index}]/")
-        elif elem.VR in TEXT_VRS and elem.value not in (None, ""):
-            yield f"{where}{elem.keyword or elem.tag}", str(elem.value)
+def _is_empty(elem) -> bool:  # type: ignore[no-untyped-def]
+    value = elem.value
+    if elem.VR == "SQ":
+        return len(value) == 0
+    return value is None or str(value).strip() == ""
 
 
 def _looks_like_nhs_number(text: str) -> bool:

@@ -280,3 +280,16 @@ def test_admins_inspect_release_and_delete_quarantined_objects(casebank, live, c
         assert [i.sop_instance_uid for i in session.scalars(select(Instance))] == [first.SOPInstanceUID]
         actions = set(session.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "quarantine")))
         assert {"quarantine.held", "quarantine.inspected", "quarantine.released", "quarantine.deleted"} <= actions
+
+
+def test_objects_arriving_after_the_wait_complete_an_incomplete_case(casebank, live, client, make_user):
+    make_user("alice")
+    images, report, manifest = export()
+    send(live, [manifest, report, images[0]])
+    with casebank.database.session() as session:
+        sweep(session, utcnow() + timedelta(seconds=601), timedelta(seconds=600))
+    send(live, [images[1]])
+    assert case_json(client, casebank)["missing"] == [str(images[2].SOPInstanceUID)]
+    send(live, [manifest, report, *images])  # the sender's retry after an outage
+    case = case_json(client, casebank)
+    assert case["status"] == "complete" and case["missing"] == [] and case["notice"] == ""
