@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archive import users
-from archive.folders import create_folder, folder_by_path, folder_path, grant
+from archive.folders import create_folder, folder_by_path, folder_path, grant, restrict_senders
 from archive.models import FolderKind
 from archive.errors import ArchiveError
 
@@ -176,6 +176,19 @@ def cmd_folder_limit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_folder_restrict(args: argparse.Namespace) -> int:
+    with _open(args) as casebank:
+        with casebank.database.session() as session:
+            folder = _folder(session, args.path)
+            actor = users.get_user(session, args.by) if args.by else folder.owner
+            if actor is None:
+                raise CliError(f"{args.path} has no owner; say who restricts with --by USER")
+            restrict_senders(session, actor, folder, gmc_numbers=args.gmc, calling_aes=args.calling_aes)
+            listed = [*args.gmc, *args.calling_aes]
+            print(f"{args.path} accepts only {', '.join(listed)}" if listed else f"{args.path} accepts any sender with send rights")
+    return 0
+
+
 def cmd_folder_grant(args: argparse.Namespace) -> int:
     with _open(args) as casebank:
         with casebank.database.session() as session:
@@ -273,6 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     limit.add_argument("path", metavar="PATH")
     limit.add_argument("bytes", type=int, help="limit in bytes; 0 removes it")
     limit.add_argument("--hard", action="store_true", help="refuse stores beyond the limit")
+    restrict = folder_commands.add_parser(
+        "restrict", parents=[common], help="let only listed senders send to a folder",
+        description="Let only the listed GMC numbers and calling AE titles send to a folder "
+        "(no --gmc and no --ae lifts the restriction). Needs edit rights on the folder.",
+    )
+    restrict.set_defaults(handler=cmd_folder_restrict)
+    restrict.add_argument("path", metavar="PATH")
+    restrict.add_argument("--gmc", action="append", default=[], help="a GMC number (repeatable)")
+    restrict.add_argument("--ae", dest="calling_aes", action="append", default=[], help="a calling AE title (repeatable)")
+    restrict.add_argument("--by", metavar="USER", help="who restricts (default: the folder's owner)")
     grant_cmd = folder_commands.add_parser("grant", parents=[common], help="give a user rights on a folder",
                                            description="give a user rights on a folder and its sub-folders")
     grant_cmd.set_defaults(handler=cmd_folder_grant)

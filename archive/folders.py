@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import InvalidInput, NotFound, NotPermitted
-from .models import Folder, FolderGrant, FolderKind, User
+from .models import Folder, FolderGrant, FolderKind, SenderKind, SenderRestriction, User
 
 UNCLAIMED_INBOX = "Unclaimed"
 
@@ -189,3 +189,18 @@ def grant(
         grantee=grantee.username, view=row.can_view, edit=edit, send=send,
     )
     return row
+
+
+def restrict_senders(
+    session: Session, actor: User, folder: Folder, *, gmc_numbers: list[str], calling_aes: list[str]
+) -> None:
+    """Only the listed GMC numbers and calling AE titles may send to `folder`; empty lists lift it."""
+    require(session, actor, folder, "edit")
+    for row in session.scalars(select(SenderRestriction).where(SenderRestriction.folder_id == folder.id)):
+        session.delete(row)
+    session.flush()
+    for kind, values in ((SenderKind.GMC, gmc_numbers), (SenderKind.AE_TITLE, calling_aes)):
+        for value in dict.fromkeys(v.strip() for v in values if v.strip()):
+            session.add(SenderRestriction(folder_id=folder.id, kind=kind, value=value))
+    audit.record(session, actor, "folder.senders_restricted", "folder", folder.id,
+                 gmc=list(gmc_numbers), ae=list(calling_aes))

@@ -58,13 +58,15 @@ def read_meta(encoded: bytes) -> FileMetaDataset:
 
 
 def _check_lengths(ds: Dataset) -> None:
-    for tag in list(ds.keys()):
-        raw = ds._dict[tag]
-        if isinstance(raw, RawDataElement) and raw.length != UNDEFINED_LENGTH and raw.value is not None:
-            if len(raw.value) != raw.length:
+    """Compare declared and arrived lengths on the raw elements; only sequences are decoded, to recurse."""
+    for tag, raw in list(ds._dict.items()):
+        if isinstance(raw, RawDataElement):
+            if raw.length != UNDEFINED_LENGTH and raw.value is not None and len(raw.value) != raw.length:
                 raise MalformedObject(
                     f"element {tag} is truncated: {len(raw.value)} of {raw.length} bytes arrived"
                 )
+            if raw.VR != "SQ":
+                continue
         element = ds[tag]
         if element.VR == "SQ":
             for item in element.value:

@@ -13,7 +13,7 @@ CASEBANK = str(Path(sys.executable).with_name("casebank"))
 
 COMMANDS = [
     [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
-    ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"],
+    ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
 ]
 
 
@@ -89,13 +89,19 @@ def test_folders_called_ae_binding_and_limits(tmp_path):
     assert "called AE TEACHING now file into /Teaching/Chest" in bound.stdout
     limited = run("folder", "limit", "/Teaching", "1000000", "--hard", data=tmp_path)
     assert "hard limit of 1000000 bytes" in limited.stdout
+    restricted = run("folder", "restrict", "/Teaching", "--gmc", "2", "--ae", "EXAMPACS", data=tmp_path)
+    assert "/Teaching accepts only 2, EXAMPACS" in restricted.stdout
+    refused = run("folder", "restrict", "/Teaching", "--gmc", "3", "--by", "alice", data=tmp_path)
+    assert refused.returncode == 2 and "alice may not edit folder /Teaching" in refused.stderr
     missing = run("ae", "bind", "X", "--folder", "/Nope", data=tmp_path)
     assert missing.returncode == 2 and "no folder /Nope" in missing.stderr
 
     from api.runtime import Casebank
     from api.settings import Settings
     from archive import folders, users
-    from archive.models import AeBinding
+    from sqlalchemy import select
+
+    from archive.models import AeBinding, SenderRestriction
 
     with Casebank.open(Settings(data=tmp_path)) as casebank, casebank.database.session() as session:
         teaching = folders.folder_by_path(session, "/Teaching")
@@ -103,6 +109,8 @@ def test_folders_called_ae_binding_and_limits(tmp_path):
         assert session.get(AeBinding, "TEACHING").folder_id == folders.folder_by_path(session, "/Teaching/Chest").id
         alice_rights = folders.rights_on(session, users.get_user(session, "alice"), teaching)
         assert alice_rights.view and alice_rights.send and not alice_rights.edit
+        restrictions = session.scalars(select(SenderRestriction).where(SenderRestriction.folder_id == teaching.id))
+        assert {(r.kind.value, r.value) for r in restrictions} == {("gmc", "2"), ("ae", "EXAMPACS")}
 
 
 def test_demo_serves_a_populated_archive(tmp_path):

@@ -28,7 +28,8 @@ from highdicom.sr import CodedConcept
 from .safe_private import SafePrivateElement
 
 DCM = "DCM"
-BASIC_PROFILE = CodedConcept(value="113100", scheme_designator=DCM, meaning="Basic Application Confidentiality Profile")
+BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
+"""CID 7050 code value and meaning of the Basic Application Level Confidentiality Profile."""
 DEFAULT_PROFILE = "default.toml"
 
 
@@ -179,8 +180,9 @@ class Profile:
         return tuple(option for option in Option if option in self.options)
 
     def method_codes(self) -> list[CodedConcept]:
-        """De-identification Method Code Sequence items: the Basic Profile and each option."""
-        return [BASIC_PROFILE, *(option.concept for option in self.ordered_options)]
+        """De-identification Method Code Sequence items: the Basic Profile and each option (new objects)."""
+        basic = CodedConcept(value=BASIC_PROFILE_CODE[0], scheme_designator=DCM, meaning=BASIC_PROFILE_CODE[1])
+        return [basic, *(option.concept for option in self.ordered_options)]
 
     def method_description(self) -> list[str]:
         """De-identification Method (0012,0063) values, each within LO's 64 characters."""

@@ -17,8 +17,6 @@ from archive.models import (
     Instance,
     InstanceConflict,
     QuarantinedObject,
-    SenderKind,
-    SenderRestriction,
     utcnow,
 )
 from archive.submissions import sweep
@@ -146,7 +144,7 @@ def test_a_restricted_folder_refuses_a_sender_without_rights(casebank, live, cli
     with casebank.database.session() as session:
         exam = folders.create_folder(session, admin, "Exam", FolderKind.EXAM)
         folders.grant(session, admin, exam, alice, view=True, send=True)
-        session.add(SenderRestriction(folder_id=exam.id, kind=SenderKind.GMC, value="9999999"))
+        folders.restrict_senders(session, admin, exam, gmc_numbers=["9999999"], calling_aes=[])
         users.bind_called_ae(session, "EXAM", exam)
     images, report, manifest = export()
     send(live, [manifest, report, *images], called_ae="EXAM")
