@@ -216,6 +216,35 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deid(args: argparse.Namespace) -> int:
+    """De-identify a file or folder with the edge's engine; non-zero exit if any file failed."""
+    from ingest.deid import Profile, ProfileError
+    from ingest.deid.batch import deidentify_files, project_key
+
+    try:
+        profile = Profile.load(args.profile) if args.profile else Profile.of(*args.option)
+    except (ProfileError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    key = project_key(_settings(args).data / "projects", args.project)
+
+    def progress(done: int, total: int, _path: Path) -> None:
+        if sys.stderr.isatty() or done == total:
+            width = 30
+            filled = width * done // max(total, 1)
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files", end="", file=sys.stderr)
+
+    try:
+        report = deidentify_files(Path(args.input), Path(args.output), profile, key, progress)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    print(file=sys.stderr)
+    for path, reason in report.failed:
+        print(f"casebank deid: {path}: {reason}", file=sys.stderr)
+    print(f"de-identified {len(report.written)} file(s) into {args.output} with profile "
+          f"{profile.name} {sorted(o.name for o in profile.options)}; {len(report.failed)} failed")
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", metavar="DIR", help="data folder (CASEBANK_DATA)")
@@ -242,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("reindex", cmd_reindex, "rebuild the search index from the database")
     add("migrate", cmd_migrate, "upgrade the database schema")
     add("token", cmd_token, "print a new bearer token for a user").add_argument("name", help="user name")
+
+    deid = add("deid", cmd_deid, "de-identify DICOM files (PS3.15 Annex E) from IN into OUT")
+    deid.add_argument("input", metavar="IN", help="a DICOM file or a folder")
+    deid.add_argument("output", metavar="OUT", help="output folder (files named by their new UIDs)")
+    deid.add_argument("--option", action="append", default=[], metavar="NAME",
+                      help="a PS3.15 option, e.g. RETAIN_PATIENT_CHARACTERISTICS, CLEAN_DESCRIPTORS (repeatable)")
+    deid.add_argument("--profile", metavar="FILE", help="a profile file (.toml/.json) instead of --option")
+    deid.add_argument("--project", metavar="P", help="research project whose key maps UIDs and pseudonyms "
+                      "consistently (default: a one-off key; irreversible)")
 
     user = commands.add_parser("user", help="manage users", description="manage users")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")

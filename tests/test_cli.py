@@ -13,7 +13,7 @@ CASEBANK = str(Path(sys.executable).with_name("casebank"))
 
 COMMANDS = [
     [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
-    ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
+    ["deid"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
 ]
 
 
@@ -137,3 +137,49 @@ def test_demo_serves_a_populated_archive(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_deid_writes_deidentified_files_and_names_the_bad_ones(tmp_path):
+    from pydicom import dcmread
+
+    from . import dicom_data
+
+    source = tmp_path / "in" / "SMITH_JOHN"
+    datasets = dicom_data.study(["CT_small.dcm", "MR_small.dcm"])
+    for ds in datasets:
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Smith^John", "9434765919", "19600101"
+    dicom_data.write(datasets, source)
+    (source / "notes.txt").write_text("not dicom")
+    done = run("deid", str(tmp_path / "in"), str(tmp_path / "out"), "--option", "RETAIN_PATIENT_CHARACTERISTICS", data=tmp_path / "data")
+    assert done.returncode == 1  # one input was bad
+    assert "notes.txt: not a DICOM file" in done.stderr and "Traceback" not in done.stderr
+    assert "de-identified 2 file(s)" in done.stdout
+    outputs = sorted((tmp_path / "out").rglob("*.dcm"))
+    assert len(outputs) == 2 and not list((tmp_path / "out").rglob("*.part"))
+    for path in outputs:
+        assert "SMITH" not in str(path)
+        raw = path.read_bytes()
+        assert b"Smith" not in raw and b"9434765919" not in raw and b"19600101" not in raw
+        out = dcmread(path)
+        assert out.PatientIdentityRemoved == "YES"
+        assert out.SOPInstanceUID not in {ds.SOPInstanceUID for ds in datasets}
+        assert "PatientSex" in out  # the option kept it
+
+
+def test_deid_project_keys_map_consistently_and_one_off_keys_do_not(tmp_path):
+    from pydicom import dcmread
+
+    from . import dicom_data
+
+    dicom_data.write(dicom_data.study(["CT_small.dcm"]), tmp_path / "in")
+
+    def output_uid(name: str, *project: str) -> str:
+        done = run("deid", str(tmp_path / "in"), str(tmp_path / name), *project, data=tmp_path / "data")
+        assert done.returncode == 0, done.stderr
+        [path] = (tmp_path / name).rglob("*.dcm")
+        return str(dcmread(path).SOPInstanceUID)
+
+    assert output_uid("a", "--project", "lung-trial") == output_uid("b", "--project", "lung-trial")
+    assert output_uid("c", "--project", "lung-trial") != output_uid("d", "--project", "other-trial")
+    assert output_uid("e") != output_uid("f")
+    assert oct((tmp_path / "data" / "projects" / "lung-trial.key").stat().st_mode & 0o777) == "0o600"

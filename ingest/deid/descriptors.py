@@ -16,6 +16,7 @@ from functools import lru_cache
 from importlib.resources import files
 
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 NHS_NUMBER = re.compile(r"(?<![0-9])(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?![0-9])")
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -124,9 +125,7 @@ def _name_parts(name: str, min_length: int) -> Iterator[str]:
 def _values(value: object) -> Iterator[str]:
     if value is None:
         return
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        yield str(value)
+    if isinstance(value, MultiValue | list | tuple):  # a PersonName is iterable too, but one value
+        yield from (str(item) for item in value if item is not None)
     else:
-        for item in value:
-            if item is not None:
-                yield str(item)
+        yield str(value)

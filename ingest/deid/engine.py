@@ -9,6 +9,7 @@ attributes PS3.15 asks a de-identifier to add and replaces the File Meta Informa
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -168,11 +169,16 @@ def _size(elem: DataElement) -> str:
     return f"<{len(str(value))} chars>"
 
 
-def _clone(elem: DataElement, value: object = None, *, replace: bool = False) -> DataElement:
-    return DataElement(
-        elem.tag, elem.VR, value if replace else elem.value,
-        is_undefined_length=elem.is_undefined_length, validation_mode=config.IGNORE,
-    )
+def _clone(elem: DataElement) -> DataElement:
+    """A new element with the same value, not re-validated: a kept value is kept as read."""
+    value = elem.value
+    if isinstance(value, MultiValue):
+        value = copy.deepcopy(value)  # a shallow copy would share its list
+    return DataElement(elem.tag, elem.VR, value, is_undefined_length=elem.is_undefined_length, already_converted=True)
+
+
+def _with_value(elem: DataElement, value: object) -> DataElement:
+    return DataElement(elem.tag, elem.VR, value, validation_mode=config.IGNORE)
 
 
 def _map_values(value: object, fn: Callable[[str], str]) -> object:
@@ -201,9 +207,9 @@ class _Walk:
             self._scrubber = Scrubber.from_dataset(self.source)
         return self._scrubber
 
-    def record(self, elem: DataElement, rule: Rule, path: str, old: str, action: str | None = None) -> None:
+    def record(self, elem: DataElement, rule: Rule, path: str, old: str) -> None:
         self.changes.append(Change(
-            _tag_text(elem.tag), elem.keyword or "", action or rule.action, rule.source,
+            _tag_text(elem.tag), elem.keyword or "", rule.action, rule.source,
             f"{path}{elem.keyword or _tag_text(elem.tag)}", old,
         ))
 
@@ -294,6 +300,9 @@ class _Walk:
             creator = creators.get((group, element >> 8))
             if safe is not None and creator and safe.is_safe(group, creator, element & 0xFF, elem.VR):
                 kept_blocks.add((group, element >> 8))
+                if elem.VR == "UN" and safe.expected_vr(group, creator, element) == "UI":
+                    # Implicit VR: a UID the dictionary did not know must still be replaced.
+                    elem = DataElement(elem.tag, "UI", bytes(elem.value or b"").decode("ascii", "replace").strip("\x00 "))
                 kept.append((elem, compiled.unlisted(elem.VR, mode)))
             elif safe is not None:
                 reason = Rule(Op.REMOVE, "X", f"{compiled.private.source}: not on the safe private list ({creator or 'no creator'})")
@@ -317,7 +326,7 @@ class _Walk:
     # --- operations ---------------------------------------------------------------------
 
     def replace(self, out: Dataset, elem: DataElement, rule: Rule, path: str, value: object) -> None:
-        new = _clone(elem, value, replace=True)
+        new = _with_value(elem, value)
         if new.value != elem.value:
             self.record(elem, rule, path, _size(elem))
         out.add(new)

@@ -91,6 +91,10 @@ class SafePrivateList:
         # An implicit-VR file gives UN for private elements; the creator and element decide then.
         return not expected or vr in (expected, "UN")
 
+    def expected_vr(self, group: int, creator: str, element: int) -> str:
+        """The VR the list gives for a safe element; ``""`` if none or not listed."""
+        return self._vr.get((group, creator.strip(), element & 0xFF), "")
+
     def extended(self, entries: Iterable[SafePrivateElement]) -> SafePrivateList:
         """This list plus site additions."""
         return SafePrivateList((*self._entries, *entries))
