@@ -245,6 +245,29 @@ def cmd_deid(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_edge(args: argparse.Namespace) -> int:
+    """Run the export manager until interrupted."""
+    from ingest.deid import Profile, ProfileError
+    from ingest.edge.outbox import Destination
+    from ingest.edge.service import Edge, EdgeConfig
+
+    try:
+        destination = Destination.parse(args.archive)
+        profile = Profile.load(args.profile) if args.profile else None
+    except (ProfileError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    edge = Edge(EdgeConfig(
+        data=_settings(args).data, archive=destination, ae_title=args.edge_ae, port=args.edge_port, profile=profile,
+    ))
+    edge.start()
+    print(f"edge {args.edge_ae} listening on port {args.edge_port}; forwarding to {args.archive}", flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        edge.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", metavar="DIR", help="data folder (CASEBANK_DATA)")
@@ -271,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("reindex", cmd_reindex, "rebuild the search index from the database")
     add("migrate", cmd_migrate, "upgrade the database schema")
     add("token", cmd_token, "print a new bearer token for a user").add_argument("name", help="user name")
+
+    edge = add("edge", cmd_edge, "run the export manager at a hospital: receive from the PACS, "
+               "de-identify whole selections, forward through a durable outbox")
+    edge.add_argument("--archive", required=True, metavar="AE@HOST:PORT", help="the archive's DICOM receiver")
+    edge.add_argument("--port", dest="edge_port", type=int, default=11113, help="DICOM port for the PACS (default 11113)")
+    edge.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")
+    edge.add_argument("--profile", metavar="FILE", help="de-identification profile (.toml/.json); default profile otherwise")
 
     deid = add("deid", cmd_deid, "de-identify DICOM files (PS3.15 Annex E) from IN into OUT")
     deid.add_argument("input", metavar="IN", help="a DICOM file or a folder")

@@ -1,0 +1,140 @@
+"""The export manager at the edge: identified objects in, de-identified whole selections out."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from pydicom import dcmread
+from sqlalchemy import func, select
+
+from archive import users
+from archive.models import Case, Instance, QuarantinedObject
+from ingest.edge.outbox import Destination
+from ingest.edge.service import Edge, EdgeConfig
+from ingest.tce.atfi import TeachingFileInfo
+
+from .. import dicom_data
+from ..peers import LiveServer, free_port, orthanc, wait_for_port
+
+STORESCU = "/usr/bin/storescu"
+CASEBANK = str(Path(sys.executable).with_name("casebank"))
+IDENTIFIERS = [b"Smith^John", b"SMITH^JOHN", b"9434765919", b"19600101", b"ACC-778899", b"St Elsewhere"]
+
+pytestmark = pytest.mark.peers
+
+
+def identified_export(count: int, gmc: str = "7000001"):
+    """A TCE export as a PACS holds it: the patient is named, dated and numbered."""
+    images = dicom_data.study(["CT_small.dcm"] * count, description="CT abdomen")
+    for ds in images:
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Smith^John", "9434765919", "19600101"
+        ds.AccessionNumber, ds.InstitutionName = "ACC-778899", "St Elsewhere"
+        ds.PatientIdentityRemoved = "NO"
+        del ds.DeidentificationMethodCodeSequence
+    from ingest.tce.atfi import build_teaching_file_info
+    from ingest.tce.manifest import build_manifest
+
+    info = TeachingFileInfo(
+        author_name="Jones^Ann^^Dr", author_gmc=gmc, abstract="Small bowel obstruction",
+        history="Vomiting", findings="Dilated small bowel loops", diagnosis="Adhesional obstruction",
+    )
+    report = build_teaching_file_info(info, images)
+    manifest = build_manifest([*images, report], description="teaching", observer_name="Jones^Ann")
+    return [*images, report, manifest]
+
+
+def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(0.2)
+
+
+def stored_count(casebank) -> int:
+    with casebank.database.session() as session:
+        return session.scalar(select(func.count(Instance.id)))
+
+
+def test_orthanc_to_edge_to_archive_arrives_deidentified_in_the_authors_folder(casebank, make_user, tmp_path):
+    make_user("alice")
+    objects = identified_export(3)
+    paths = dicom_data.write(objects, tmp_path / "pacs-files")
+    with LiveServer(casebank) as archive:
+        edge = Edge(EdgeConfig(
+            data=tmp_path / "edge", archive=Destination(archive.ae_title, "127.0.0.1", archive.dicom_port),
+            host="127.0.0.1", port=free_port(),
+        ))
+        edge.start()
+        try:
+            with orthanc({"edge": ["CASEBANK-EDGE", "127.0.0.1", edge.config.port]}, tmp_path / "orthanc") as pacs:
+                ids = [requests.post(f"{pacs}/instances", data=p.read_bytes(), timeout=10).json()["ID"] for p in paths]
+                reply = requests.post(f"{pacs}/modalities/edge/store", json=ids, timeout=60).json()
+            assert reply["FailedInstancesCount"] == 0
+            wait_until(lambda: stored_count(casebank) == 5, what="the archive to hold 5 objects")
+        finally:
+            edge.stop()
+    with casebank.database.session() as session:
+        assert session.scalar(select(func.count(QuarantinedObject.id))) == 0  # the door check is satisfied
+        case = session.scalars(select(Case)).one()
+        assert case.folder.name == "alice" and case.status.value == "complete"
+        assert case.title == "Small bowel obstruction" and case.author_gmc == "7000001"
+        blobs = [casebank.blobs.read(i.blob_sha256) for s in case.studies for se in s.series for i in se.instances]
+        originals = {str(ds.SOPInstanceUID) for ds in objects}
+    for blob in blobs:
+        for identifier in IDENTIFIERS:
+            assert identifier not in blob
+    assert not originals & {str(dcmread(io.BytesIO(b)).SOPInstanceUID) for b in blobs}
+
+
+def test_an_archive_outage_and_an_edge_restart_lose_nothing_and_duplicate_nothing(casebank, make_user, tmp_path):
+    make_user("alice")
+    objects = identified_export(198)  # 198 images + report + manifest = 200 objects
+    folder = tmp_path / "export"
+    dicom_data.write(objects, folder)
+    edge_data, edge_port = tmp_path / "edge", free_port()
+    archive_port = casebank.settings.dicom_port
+
+    def start_edge() -> subprocess.Popen:
+        process = subprocess.Popen(
+            [CASEBANK, "edge", "--data", str(edge_data), "--port", str(edge_port),
+             "--archive", f"{casebank.settings.ae_title}@127.0.0.1:{archive_port}"],
+            stdout=subprocess.DEVNULL, stderr=(tmp_path / "edge.log").open("a"),
+        )
+        wait_for_port(edge_port, timeout=60)
+        return process
+
+    def pending() -> int:
+        return len(list((edge_data / "outbox" / "pending").glob("*.dcm")))
+
+    edge = start_edge()
+    try:
+        sent = subprocess.run(
+            [STORESCU, "-aet", "PACS", "-aec", "CASEBANK-EDGE", "+sd", "127.0.0.1", str(edge_port), str(folder)],
+            capture_output=True, text=True, env={**os.environ, "TCP_NODELAY": "1"}, timeout=120,
+        )
+        assert sent.returncode == 0, sent.stderr
+        wait_until(lambda: pending() == 200, what="200 objects queued while the archive is down")
+        edge.send_signal(signal.SIGTERM)
+        edge.wait(timeout=30)
+        edge = start_edge()  # restarted with everything still queued
+        assert pending() == 200
+        with LiveServer(casebank):
+            wait_until(lambda: pending() == 0 and stored_count(casebank) == 200, timeout=120,
+                       what="the outbox to drain into the archive")
+            time.sleep(1)
+    finally:
+        edge.terminate()
+        edge.wait(timeout=30)
+    with casebank.database.session() as session:
+        uids = session.scalars(select(Instance.sop_instance_uid)).all()
+        assert len(uids) == len(set(uids)) == 200
+        assert session.scalars(select(Case)).one().status.value == "complete"
