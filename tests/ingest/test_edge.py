@@ -138,3 +138,37 @@ def test_an_archive_outage_and_an_edge_restart_lose_nothing_and_duplicate_nothin
         uids = session.scalars(select(Instance.sop_instance_uid)).all()
         assert len(uids) == len(set(uids)) == 200
         assert session.scalars(select(Case)).one().status.value == "complete"
+
+
+def test_a_delayed_selection_is_held_until_a_later_manifest_releases_it(casebank, make_user, tmp_path):
+    from pynetdicom import AE, StoragePresentationContexts, build_context
+
+    from ingest.tce.manifest import build_manifest
+
+    make_user("alice")
+    objects = identified_export(2)
+    images, report, final_manifest = objects[:2], objects[2], objects[3]
+    delayed = build_manifest([*images, report], description="teaching", delay_reason="TCE014")
+    with LiveServer(casebank) as archive:
+        edge = Edge(EdgeConfig(
+            data=tmp_path / "edge", archive=Destination(archive.ae_title, "127.0.0.1", archive.dicom_port),
+            host="127.0.0.1", port=free_port(),
+        ))
+        edge.start()
+        try:
+            ae = AE(ae_title="PACS")
+            ae.requested_contexts = [*StoragePresentationContexts[:100], build_context("1.2.840.10008.5.1.4.1.1.88.59"),
+                                     build_context("1.2.840.10008.5.1.4.1.1.88.22")]
+            assoc = ae.associate("127.0.0.1", edge.config.port, ae_title="CASEBANK-EDGE")
+            assert all(assoc.send_c_store(ds).Status == 0 for ds in [*images, report, delayed])
+            time.sleep(1)
+            [held] = edge.manager.selections()
+            assert held.state == "held" and "histopathology" in held.note.lower()
+            assert stored_count(casebank) == 0  # nothing left the hospital
+            assert assoc.send_c_store(final_manifest).Status == 0
+            assoc.release()
+            wait_until(lambda: stored_count(casebank) == 4, what="the released selection")
+            states = {s.manifest_uid: s.state for s in edge.manager.selections()}
+            assert states == {str(delayed.SOPInstanceUID): "superseded", str(final_manifest.SOPInstanceUID): "released"}
+        finally:
+            edge.stop()
