@@ -6,7 +6,6 @@ import argparse
 import getpass
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from archive import users
 from archive.folders import create_folder, folder_by_path, folder_path, grant, restrict_senders
-from archive.models import FolderKind
 from archive.errors import ArchiveError
+from archive.models import FolderKind
 
 from .settings import Settings, environment_help
 
@@ -251,6 +250,10 @@ def cmd_edge(args: argparse.Namespace) -> int:
     from ingest.edge.outbox import Destination
     from ingest.edge.service import Edge, EdgeConfig
 
+    import uvicorn
+
+    from .edge_app import create_edge_app
+
     try:
         destination = Destination.parse(args.archive)
         profile = Profile.load(args.profile) if args.profile else None
@@ -260,9 +263,11 @@ def cmd_edge(args: argparse.Namespace) -> int:
         data=_settings(args).data, archive=destination, ae_title=args.edge_ae, port=args.edge_port, profile=profile,
     ))
     edge.start()
-    print(f"edge {args.edge_ae} listening on port {args.edge_port}; forwarding to {args.archive}", flush=True)
+    host, port = _settings(args).http_host_port()
+    print(f"edge {args.edge_ae} listening on port {args.edge_port}; forwarding to {args.archive}; "
+          f"page at http://{host}:{port}/", flush=True)
     try:
-        threading.Event().wait()
+        uvicorn.run(create_edge_app(edge), host=host, port=port, log_level="warning")
     finally:
         edge.stop()
     return 0
@@ -297,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     edge = add("edge", cmd_edge, "run the export manager at a hospital: receive from the PACS, "
                "de-identify whole selections, forward through a durable outbox")
+    edge.add_argument("--http", metavar="HOST:PORT", help="the edge's status page (default 127.0.0.1:8000)")
     edge.add_argument("--archive", required=True, metavar="AE@HOST:PORT", help="the archive's DICOM receiver")
     edge.add_argument("--port", dest="edge_port", type=int, default=11113, help="DICOM port for the PACS (default 11113)")
     edge.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")

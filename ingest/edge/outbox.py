@@ -94,6 +94,14 @@ class Outbox:
     def state(self) -> OutboxState:
         return OutboxState(len(self._pending()), self.sent, self.last_error)
 
+    def refused(self) -> list[dict[str, str]]:
+        """Objects the archive refused for good, with its answer; kept for a person to look at."""
+        folder = self.pending_folder.parent / "refused"
+        return [
+            {"name": p.name, "reason": (folder / f"{p.name}.reason.txt").read_text()}
+            for p in sorted(folder.glob("*.dcm"))
+        ] if folder.exists() else []
+
     def _pending(self) -> list[Path]:
         return sorted(self.pending_folder.glob("*.dcm"))
 

@@ -105,7 +105,7 @@ def test_an_archive_outage_and_an_edge_restart_lose_nothing_and_duplicate_nothin
 
     def start_edge() -> subprocess.Popen:
         process = subprocess.Popen(
-            [CASEBANK, "edge", "--data", str(edge_data), "--port", str(edge_port),
+            [CASEBANK, "edge", "--data", str(edge_data), "--port", str(edge_port), "--http", f"127.0.0.1:{free_port()}",
              "--archive", f"{casebank.settings.ae_title}@127.0.0.1:{archive_port}"],
             stdout=subprocess.DEVNULL, stderr=(tmp_path / "edge.log").open("a"),
         )
@@ -172,3 +172,22 @@ def test_a_delayed_selection_is_held_until_a_later_manifest_releases_it(casebank
             assert states == {str(delayed.SOPInstanceUID): "superseded", str(final_manifest.SOPInstanceUID): "released"}
         finally:
             edge.stop()
+
+
+def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.edge_app import create_edge_app
+    from ingest.edge.selections import Selection
+
+    edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination("ARCHIVE", "127.0.0.1", free_port())))
+    edge.manager._save(Selection("1.2.3", ["1.2.4"], "Delay export until histopathology is available", "held",
+                                 "delayed: Delay export until histopathology is available"))
+    edge.outbox.put(b"DICM", "1.2.5")
+    client = TestClient(create_edge_app(edge))
+    status = client.get("/api/edge/status").json()
+    assert status["outbox"]["pending"] == 1
+    assert status["selections"] == [{"manifest": "1.2.3", "state": "held", "objects": 2,
+                                     "note": "delayed: Delay export until histopathology is available"}]
+    page = client.get("/").text
+    assert "delayed: Delay export until histopathology is available" in page and "<strong>1</strong> waiting" in page
