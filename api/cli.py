@@ -273,6 +273,58 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _passphrase() -> bytes:
+    if sys.stdin.isatty():
+        return getpass.getpass("Custodian passphrase: ").encode()
+    return sys.stdin.readline().rstrip("\n").encode()
+
+
+def _custody(action):  # type: ignore[no-untyped-def]
+    """Run a key-custody action with CustodyError shown as a CLI error."""
+    from ingest.edge.projects import CustodyError
+
+    try:
+        return action()
+    except CustodyError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_edge_keygen(args: argparse.Namespace) -> int:
+    from ingest.edge.projects import generate_custodian_key
+
+    _custody(lambda: generate_custodian_key(Path(args.private), Path(args.public), _passphrase()))
+    print(f"custodian key pair written: {args.private} (keep it safe), {args.public} (give it to the edge)")
+    return 0
+
+
+def cmd_edge_project(args: argparse.Namespace) -> int:
+    from ingest.edge.projects import Project
+
+    public = Path(args.custodian_public_key).read_bytes()
+    _custody(lambda: Project.create(_settings(args).data / "projects", args.name, public))
+    print(f"project {args.name} created; manifests saying 'project: {args.name}' are pseudonymised with its key")
+    return 0
+
+
+def cmd_edge_reidentify(args: argparse.Namespace) -> int:
+    from ingest.edge.projects import Project, reidentify
+
+    project = _custody(lambda: Project.open(_settings(args).data / "projects", args.project))
+    key = Path(args.key).read_bytes()
+    print(_custody(lambda: reidentify(project, key, _passphrase(), args.reason, args.target)))
+    return 0
+
+
+def cmd_edge_export_maps(args: argparse.Namespace) -> int:
+    from ingest.edge.projects import Project, export_maps
+
+    project = _custody(lambda: Project.open(_settings(args).data / "projects", args.project))
+    key = Path(args.key).read_bytes()
+    paths = _custody(lambda: export_maps(project, key, _passphrase(), args.reason, Path(args.target)))
+    print("written: " + ", ".join(map(str, paths)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data", metavar="DIR", help="data folder (CASEBANK_DATA)")
@@ -300,13 +352,36 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", cmd_migrate, "upgrade the database schema")
     add("token", cmd_token, "print a new bearer token for a user").add_argument("name", help="user name")
 
-    edge = add("edge", cmd_edge, "run the export manager at a hospital: receive from the PACS, "
-               "de-identify whole selections, forward through a durable outbox")
-    edge.add_argument("--http", metavar="HOST:PORT", help="the edge's status page (default 127.0.0.1:8000)")
-    edge.add_argument("--archive", required=True, metavar="AE@HOST:PORT", help="the archive's DICOM receiver")
-    edge.add_argument("--port", dest="edge_port", type=int, default=11113, help="DICOM port for the PACS (default 11113)")
-    edge.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")
-    edge.add_argument("--profile", metavar="FILE", help="de-identification profile (.toml/.json); default profile otherwise")
+    edge = commands.add_parser("edge", help="the export manager at a hospital",
+                               description="the export manager at a hospital, and its research projects")
+    edge_commands = edge.add_subparsers(dest="edge_command", required=True, metavar="COMMAND")
+
+    def add_edge(name: str, handler, help: str):  # type: ignore[no-untyped-def]
+        sub = edge_commands.add_parser(name, help=help, description=help, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = add_edge("run", cmd_edge, "receive from the PACS, de-identify whole selections, forward through a durable outbox")
+    run.add_argument("--http", metavar="HOST:PORT", help="the edge's status page (default 127.0.0.1:8000)")
+    run.add_argument("--archive", required=True, metavar="AE@HOST:PORT", help="the archive's DICOM receiver")
+    run.add_argument("--port", dest="edge_port", type=int, default=11113, help="DICOM port for the PACS (default 11113)")
+    run.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")
+    run.add_argument("--profile", metavar="FILE", help="de-identification profile (.toml/.json); default profile otherwise")
+    keygen = add_edge("keygen", cmd_edge_keygen, "make a key pair for a project's key custodian (passphrase on stdin)")
+    keygen.add_argument("private", metavar="PRIVATE.pem")
+    keygen.add_argument("public", metavar="PUBLIC.pem")
+    project = add_edge("project", cmd_edge_project, "add a research project whose log only its custodian can read")
+    project.add_argument("name", metavar="NAME")
+    project.add_argument("--custodian-public-key", required=True, metavar="PUBLIC.pem")
+    for name, handler, help in (
+        ("reidentify", cmd_edge_reidentify, "find the original of a pseudonym or new UID (custodian only; audited)"),
+        ("export-maps", cmd_edge_export_maps, "write uid_map.csv and patient_id_map.csv (custodian only; audited)"),
+    ):
+        sub = add_edge(name, handler, help)
+        sub.add_argument("project", metavar="PROJECT")
+        sub.add_argument("target", metavar="ID" if name == "reidentify" else "OUT")
+        sub.add_argument("--key", required=True, metavar="PRIVATE.pem", help="the custodian's private key")
+        sub.add_argument("--reason", required=True, help="why (kept in the project's audit file)")
 
     deid = add("deid", cmd_deid, "de-identify DICOM files (PS3.15 Annex E) from IN into OUT")
     deid.add_argument("input", metavar="IN", help="a DICOM file or a folder")

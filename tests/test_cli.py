@@ -13,7 +13,8 @@ CASEBANK = str(Path(sys.executable).with_name("casebank"))
 
 COMMANDS = [
     [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
-    ["deid"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
+    ["deid"], ["edge"], ["edge", "run"], ["edge", "keygen"], ["edge", "project"], ["edge", "reidentify"],
+    ["edge", "export-maps"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
 ]
 
 

@@ -19,6 +19,7 @@ from ..deid import Profile, ProjectKey, deidentify
 from ..tce import manifest as tce_manifest
 from .files import write_durably
 from .outbox import Outbox
+from .projects import Mapping, Project, project_for_description
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ class Selection:
     manifest_uid: str
     references: list[str]
     delay_reason: str | None = None
+    project: str | None = None  # a research project named in the manifest ("project: NAME")
     state: str = "waiting"  # waiting | held | released | superseded | failed
     note: str = ""
     released_uids: dict[str, str] = field(default_factory=dict)  # original SOP UID -> sent SOP UID
@@ -35,6 +37,7 @@ class Selection:
 
 class ExportManager:
     def __init__(self, folder: Path, outbox: Outbox, profile: Profile) -> None:
+        self.projects = folder / "projects"
         self.objects = folder / "received"  # identified: never leaves the edge
         self.selections_folder = folder / "selections"
         self.objects.mkdir(parents=True, exist_ok=True)
@@ -67,7 +70,9 @@ class ExportManager:
 
     def _new_selection(self, parsed: tce_manifest.Manifest) -> None:
         references = [r.sop_instance_uid for r in parsed.references]
-        selection = Selection(parsed.sop_instance_uid, references, parsed.delay_reason)
+        selection = Selection(
+            parsed.sop_instance_uid, references, parsed.delay_reason, project_for_description(parsed.description)
+        )
         if parsed.delay_reason:
             selection.state, selection.note = "held", f"delayed: {parsed.delay_reason}"
         else:  # a manifest without the modifier releases earlier delayed ones it covers
@@ -86,15 +91,21 @@ class ExportManager:
                 self._release(selection, wanted)
 
     def _release(self, selection: Selection, uids: list[str]) -> None:
-        key = ProjectKey.generate()  # one key per teaching export, then forgotten: irreversible
         try:
-            outputs = []
+            project = Project.open(self.projects, selection.project) if selection.project else None
+            # a research project maps consistently with its own secret; a teaching export uses a
+            # one-off key that is then forgotten, so it cannot be reversed
+            key = project.key() if project else ProjectKey.generate()
+            outputs, mapping = [], Mapping({}, {})
             for uid in uids:
-                ds = dcmread(self.objects / f"{uid}.dcm")
-                result = deidentify(ds, self.profile, key).dataset
+                result = deidentify(dcmread(self.objects / f"{uid}.dcm"), self.profile, key)
                 buffer = io.BytesIO()
-                result.save_as(buffer, enforce_file_format=True)
-                outputs.append((uid, str(result.SOPInstanceUID), buffer.getvalue()))
+                result.dataset.save_as(buffer, enforce_file_format=True)
+                outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))
+                mapping.uids.update(result.uid_map)
+                mapping.patient_ids.update(result.patient_id_map)
+            if project is not None:
+                project.log(selection.manifest_uid, mapping)  # logged before anything leaves
         except Exception as exc:  # fail closed: nothing of the selection leaves
             selection.state, selection.note = "failed", f"de-identification failed: {exc}"
             self._save(selection)

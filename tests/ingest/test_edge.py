@@ -105,7 +105,7 @@ def test_an_archive_outage_and_an_edge_restart_lose_nothing_and_duplicate_nothin
 
     def start_edge() -> subprocess.Popen:
         process = subprocess.Popen(
-            [CASEBANK, "edge", "--data", str(edge_data), "--port", str(edge_port), "--http", f"127.0.0.1:{free_port()}",
+            [CASEBANK, "edge", "run", "--data", str(edge_data), "--port", str(edge_port), "--http", f"127.0.0.1:{free_port()}",
              "--archive", f"{casebank.settings.ae_title}@127.0.0.1:{archive_port}"],
             stdout=subprocess.DEVNULL, stderr=(tmp_path / "edge.log").open("a"),
         )
@@ -191,3 +191,69 @@ def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tm
                                      "note": "delayed: Delay export until histopathology is available"}]
     page = client.get("/").text
     assert "delayed: Delay export until histopathology is available" in page and "<strong>1</strong> waiting" in page
+
+
+def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([CASEBANK, *args], input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def project_export(project: str, patient_id: str):
+    """A research selection for `project`: the manifest names the project on a line of its description."""
+    from ingest.tce.manifest import build_manifest
+
+    images = identified_export(1)[:1]
+    images[0].PatientID = patient_id
+    return [*images, build_manifest(images, purpose="research", description=f"cohort A\nproject: {project}")]
+
+
+def test_research_projects_pseudonymise_per_project_and_only_the_custodian_can_reidentify(tmp_path):
+    from pynetdicom import AE, StoragePresentationContexts, build_context
+
+    data = tmp_path / "edge"
+    assert cli("edge", "keygen", str(tmp_path / "custodian.pem"), str(tmp_path / "custodian.pub"), stdin="correct horse\n").returncode == 0
+    for project in ("lung", "liver"):
+        made = cli("edge", "project", project, "--custodian-public-key", str(tmp_path / "custodian.pub"), "--data", str(data))
+        assert made.returncode == 0, made.stderr
+    edge = Edge(EdgeConfig(data=data, archive=Destination("ARCHIVE", "127.0.0.1", free_port()), host="127.0.0.1", port=free_port()))
+    edge.start()
+    try:
+        ae = AE(ae_title="PACS")
+        ae.requested_contexts = [*StoragePresentationContexts[:100], build_context("1.2.840.10008.5.1.4.1.1.88.59")]
+        assoc = ae.associate("127.0.0.1", edge.config.port, ae_title="CASEBANK-EDGE")
+        exports = [project_export("lung", "9434765919"), project_export("lung", "9434765919"), project_export("liver", "9434765919")]
+        for export in exports:
+            assert all(assoc.send_c_store(ds).Status == 0 for ds in export)
+        assoc.release()
+        wait_until(lambda: sum(s.state == "released" for s in edge.manager.selections()) == 3, what="three releases")
+        released = {s.manifest_uid: s for s in edge.manager.selections()}
+    finally:
+        edge.stop()
+    queued = {str(ds.SOPInstanceUID): ds for ds in map(dcmread, (data / "outbox" / "pending").glob("*.dcm"))}
+
+    def sent_patient_id(export) -> str:
+        selection = released[str(export[-1].SOPInstanceUID)]
+        return str(queued[selection.released_uids[str(export[0].SOPInstanceUID)]].PatientID)
+
+    first, second, third = map(sent_patient_id, exports)
+    assert "9434765919" not in (first, second, third)
+    assert first == second != third  # one patient, one pseudonym per project, unrelated across projects
+
+    key = str(tmp_path / "custodian.pem")
+    wrong = cli("edge", "reidentify", "lung", first, "--key", key, "--reason", "checking a finding", "--data", str(data), stdin="wrong passphrase\n")
+    assert wrong.returncode == 2 and "passphrase is wrong" in wrong.stderr
+    no_reason = cli("edge", "reidentify", "lung", first, "--key", key, "--reason", "x", "--data", str(data), stdin="correct horse\n")
+    assert no_reason.returncode == 2 and "reason" in no_reason.stderr
+    found = cli("edge", "reidentify", "lung", first, "--key", key, "--reason", "incidental finding needs follow-up",
+                "--data", str(data), stdin="correct horse\n")
+    assert found.returncode == 0 and found.stdout.strip() == "9434765919"
+    maps = cli("edge", "export-maps", "lung", str(tmp_path / "maps"), "--key", key, "--reason", "MIDI-B style validation",
+               "--data", str(data), stdin="correct horse\n")
+    assert maps.returncode == 0, maps.stderr
+    uid_rows = (tmp_path / "maps" / "uid_map.csv").read_text().splitlines()
+    assert uid_rows[0] == "id_old,id_new"
+    assert f"{exports[0][0].SOPInstanceUID}," in "\n".join(uid_rows)
+    assert (tmp_path / "maps" / "patient_id_map.csv").read_text().splitlines()[1] == f"9434765919,{first}"
+    audit = (data / "projects" / "lung" / "audit.jsonl").read_text()
+    assert "incidental finding needs follow-up" in audit and "MIDI-B style validation" in audit
+    for log in (data / "projects" / "lung" / "log").glob("*.json"):
+        assert b"9434765919" not in log.read_bytes()  # the log is unreadable without the custodian
