@@ -181,8 +181,10 @@ def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tm
     from ingest.edge.selections import Selection
 
     edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination("ARCHIVE", "127.0.0.1", free_port())))
-    edge.manager._save(Selection("1.2.3", ["1.2.4"], "Delay export until histopathology is available", "held",
-                                 "delayed: Delay export until histopathology is available"))
+    edge.manager._save(Selection(
+        "1.2.3", ["1.2.4"], delay_reason="Delay export until histopathology is available", state="held",
+        note="delayed: Delay export until histopathology is available",
+    ))
     edge.outbox.put(b"DICM", "1.2.5")
     client = TestClient(create_edge_app(edge))
     status = client.get("/api/edge/status").json()
