@@ -16,6 +16,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..deid import Profile, ProjectKey, deidentify
+from ..deid.pixels import PixelCleaningFailed, find_text_regions, needs_pixel_cleaning
+from ..deid.pixels import clean_pixels as blank_regions
 from ..tce import manifest as tce_manifest
 from .files import write_durably
 from .outbox import Outbox
@@ -98,7 +100,7 @@ class ExportManager:
             key = project.key() if project else ProjectKey.generate()
             outputs, mapping = [], Mapping({}, {})
             for uid in uids:
-                result = deidentify(dcmread(self.objects / f"{uid}.dcm"), self.profile, key)
+                result = deidentify(clean_pixel_data(dcmread(self.objects / f"{uid}.dcm")), self.profile, key)
                 buffer = io.BytesIO()
                 result.dataset.save_as(buffer, enforce_file_format=True)
                 outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))
@@ -106,6 +108,11 @@ class ExportManager:
                 mapping.patient_ids.update(result.patient_id_map)
             if project is not None:
                 project.log(selection.manifest_uid, mapping)  # logged before anything leaves
+        except PixelCleaningFailed as exc:  # fail closed: a person looks at it; nothing leaves
+            selection.state, selection.note = "held", f"held for a person: {exc}"
+            self._save(selection)
+            log.warning("selection %s held: %s", selection.manifest_uid, exc)
+            return
         except Exception as exc:  # fail closed: nothing of the selection leaves
             selection.state, selection.note = "failed", f"de-identification failed: {exc}"
             self._save(selection)
@@ -128,3 +135,16 @@ class ExportManager:
 
     def _load(self, path: Path) -> Selection:
         return Selection(**json.loads(path.read_text()))
+
+
+def clean_pixel_data(ds: Dataset) -> Dataset:
+    """Blank burned-in text where the modality or the header says it may be; untouched otherwise.
+
+    Uncertain detection raises PixelCleaningFailed: such an image waits for a person.
+    """
+    if not needs_pixel_cleaning(ds):
+        return ds
+    findings = find_text_regions(ds)
+    if findings.uncertain:
+        raise PixelCleaningFailed(f"image {ds.SOPInstanceUID}: {findings.reason}")
+    return blank_regions(ds, findings.regions)

@@ -259,3 +259,49 @@ def test_research_projects_pseudonymise_per_project_and_only_the_custodian_can_r
     assert "incidental finding needs follow-up" in audit and "MIDI-B style validation" in audit
     for log in (data / "projects" / "lung" / "log").glob("*.json"):
         assert b"9434765919" not in log.read_bytes()  # the log is unreadable without the custodian
+
+
+def test_burned_in_text_is_blanked_before_an_ultrasound_leaves(casebank, make_user, tmp_path):
+    """pydicom's 30-frame ultrasound carries burned-in text; it must not reach the archive."""
+    import numpy as np
+    from pydicom.data import get_testdata_file
+
+    from ingest.deid.pixels import find_text_regions
+
+    from ingest.tce.manifest import build_manifest
+
+    make_user("alice")
+    us = dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    [template] = dicom_data.study(["CT_small.dcm"])
+    for keyword in ("StudyInstanceUID", "PatientID", "PatientName"):
+        setattr(us, keyword, template.get(keyword))
+    us.PatientBirthDate = "19600101"
+    manifest = build_manifest([us], description="teaching")
+    with LiveServer(casebank) as archive:
+        edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination(archive.ae_title, "127.0.0.1", archive.dicom_port),
+                               host="127.0.0.1", port=free_port()))
+        edge.start()
+        try:
+            from pynetdicom import AE, StoragePresentationContexts, build_context
+
+            ae = AE(ae_title="PACS")
+            ae.requested_contexts = [build_context(us.SOPClassUID, [us.file_meta.TransferSyntaxUID]),
+                                     build_context("1.2.840.10008.5.1.4.1.1.88.59")]
+            assoc = ae.associate("127.0.0.1", edge.config.port, ae_title="CASEBANK-EDGE")
+            assert assoc.send_c_store(us).Status == 0 and assoc.send_c_store(manifest).Status == 0
+            assoc.release()
+            wait_until(lambda: stored_count(casebank) == 2, timeout=120, what="the cleaned ultrasound")
+        finally:
+            edge.stop()
+    with casebank.database.session() as session:
+        [image] = [i for i in session.scalars(select(Instance)) if i.sop_class_uid == us.SOPClassUID]
+        sent = dcmread(casebank.blobs.path(image.blob_sha256))
+    assert sent.BurnedInAnnotation == "NO"
+    frames = sent.pixel_array
+    assert frames.shape[0] == 30
+    found = find_text_regions(us)
+    assert found.regions and not found.uncertain  # there was text to find
+    for region in found.regions:  # and every frame is blank there
+        patch = frames[:, region.y:region.y + region.height, region.x:region.x + region.width]
+        assert np.ptp(patch) == 0, region
+    assert [r for r in find_text_regions(sent).regions if r.source == "ocr"] == []  # nothing left to read
