@@ -184,3 +184,23 @@ def test_deid_project_keys_map_consistently_and_one_off_keys_do_not(tmp_path):
     assert output_uid("c", "--project", "lung-trial") != output_uid("d", "--project", "other-trial")
     assert output_uid("e") != output_uid("f")
     assert oct((tmp_path / "data" / "projects" / "lung-trial.key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_deid_blanks_burned_in_text_of_ultrasound(tmp_path):
+    import numpy as np
+    from pydicom import dcmread
+    from pydicom.data import get_testdata_file
+
+    from ingest.deid.pixels import find_text_regions
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "us.dcm").write_bytes(Path(get_testdata_file("examples_ybr_color.dcm")).read_bytes())
+    done = run("deid", str(tmp_path / "in"), str(tmp_path / "out"), data=tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    [path] = (tmp_path / "out").rglob("*.dcm")
+    out = dcmread(path)
+    assert out.BurnedInAnnotation == "NO"
+    original = dcmread(get_testdata_file("examples_ybr_color.dcm"))
+    for region in find_text_regions(original).regions:
+        patch = out.pixel_array[:, region.y:region.y + region.height, region.x:region.x + region.width]
+        assert np.ptp(patch) == 0

@@ -18,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 
 from .engine import deidentify
 from .keys import ProjectKey
+from .pixels import PixelCleaningFailed, clean_pixel_data
 from .profile import Profile
 
 Progress = Callable[[int, int, Path], None]
@@ -48,6 +49,8 @@ def deidentify_files(
             report.written.append(_one(path, target, profile, key))
         except (InvalidDicomError, EOFError) as exc:
             report.failed.append((path, f"not a DICOM file ({exc})"))
+        except PixelCleaningFailed as exc:
+            report.failed.append((path, f"held for a person: burned-in text could not be cleaned safely ({exc})"))
         except Exception as exc:  # every other reason is reported per file, and the batch goes on
             report.failed.append((path, f"{type(exc).__name__}: {exc}"))
         if progress is not None:
@@ -56,7 +59,7 @@ def deidentify_files(
 
 
 def _one(path: Path, target: Path, profile: Profile, key: ProjectKey) -> Path:
-    ds = dcmread(path)
+    ds = clean_pixel_data(dcmread(path))  # raises PixelCleaningFailed: the file is reported, not written
     result = deidentify(ds, profile, key).dataset
     destination = target / str(result.StudyInstanceUID) / str(result.SeriesInstanceUID) / f"{result.SOPInstanceUID}.dcm"
     destination.parent.mkdir(parents=True, exist_ok=True)

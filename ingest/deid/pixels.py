@@ -698,3 +698,16 @@ __all__ = [
     "needs_pixel_cleaning",
     "non_identifying_patterns",
 ]
+
+
+def clean_pixel_data(ds: Dataset) -> Dataset:
+    """Blank burned-in text where the modality or the header says it may be; untouched otherwise.
+
+    Uncertain detection raises PixelCleaningFailed: such an image waits for a person.
+    """
+    if not needs_pixel_cleaning(ds):
+        return ds
+    findings = find_text_regions(ds)
+    if findings.uncertain:
+        raise PixelCleaningFailed(f"image {ds.get('SOPInstanceUID', '?')}: {findings.reason}")
+    return clean_pixels(ds, findings.regions)

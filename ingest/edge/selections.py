@@ -16,8 +16,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..deid import Profile, ProjectKey, deidentify
-from ..deid.pixels import PixelCleaningFailed, find_text_regions, needs_pixel_cleaning
-from ..deid.pixels import clean_pixels as blank_regions
+from ..deid.pixels import PixelCleaningFailed, clean_pixel_data
 from ..tce import manifest as tce_manifest
 from .files import write_durably
 from .outbox import Outbox
@@ -136,15 +135,3 @@ class ExportManager:
     def _load(self, path: Path) -> Selection:
         return Selection(**json.loads(path.read_text()))
 
-
-def clean_pixel_data(ds: Dataset) -> Dataset:
-    """Blank burned-in text where the modality or the header says it may be; untouched otherwise.
-
-    Uncertain detection raises PixelCleaningFailed: such an image waits for a person.
-    """
-    if not needs_pixel_cleaning(ds):
-        return ds
-    findings = find_text_regions(ds)
-    if findings.uncertain:
-        raise PixelCleaningFailed(f"image {ds.SOPInstanceUID}: {findings.reason}")
-    return blank_regions(ds, findings.regions)
