@@ -15,6 +15,7 @@ from archive import users
 from archive.folders import create_folder, folder_by_path, folder_path, grant, restrict_senders
 from archive.errors import ArchiveError
 from archive.models import FolderKind
+from archive.quota import set_limit
 
 from .settings import Settings, environment_help
 
@@ -166,22 +167,25 @@ def cmd_folder_add(args: argparse.Namespace) -> int:
 def cmd_folder_limit(args: argparse.Namespace) -> int:
     with _open(args) as casebank:
         with casebank.database.session() as session:
-            folder = _folder(session, args.path)
-            folder.storage_limit_bytes = args.bytes or None
-            folder.limit_is_hard = args.hard
-            folder.limit_notice_sent = False
+            set_limit(session, "cli", _folder(session, args.path), args.bytes or None, hard=args.hard)
             kind = "hard" if args.hard else "warn-only"
             print(f"{args.path}: {kind} limit of {args.bytes} bytes" if args.bytes else f"{args.path}: no limit")
     return 0
+
+
+def _acting_user(session, folder, username: str | None):  # type: ignore[no-untyped-def]
+    """Who a folder change is made as: --by USER, else the folder's owner; rights are checked for them."""
+    actor = users.get_user(session, username) if username else folder.owner
+    if actor is None:
+        raise CliError(f"{folder_path(session, folder)} has no owner; say who acts with --by USER")
+    return actor
 
 
 def cmd_folder_restrict(args: argparse.Namespace) -> int:
     with _open(args) as casebank:
         with casebank.database.session() as session:
             folder = _folder(session, args.path)
-            actor = users.get_user(session, args.by) if args.by else folder.owner
-            if actor is None:
-                raise CliError(f"{args.path} has no owner; say who restricts with --by USER")
+            actor = _acting_user(session, folder, args.by)
             restrict_senders(session, actor, folder, gmc_numbers=args.gmc, calling_aes=args.calling_aes)
             listed = [*args.gmc, *args.calling_aes]
             print(f"{args.path} accepts only {', '.join(listed)}" if listed else f"{args.path} accepts any sender with send rights")
@@ -192,9 +196,7 @@ def cmd_folder_grant(args: argparse.Namespace) -> int:
     with _open(args) as casebank:
         with casebank.database.session() as session:
             folder = _folder(session, args.path)
-            actor = users.get_user(session, args.by) if args.by else folder.owner
-            if actor is None:
-                raise CliError(f"{args.path} has no owner; say who grants with --by ADMIN")
+            actor = _acting_user(session, folder, args.by)
             grant(session, actor, folder, users.get_user(session, args.user),
                   view=True, edit="edit" in args.rights, send="send" in args.rights)
             print(f"{args.user} may now {', '.join(args.rights)} {args.path}")

@@ -6,10 +6,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .errors import ArchiveError
+from .errors import ArchiveError, InvalidInput, NotPermitted
 from .folders import folder_path
 from .mail import OutgoingMail, queue_mail
-from .models import Case, Folder, Instance, Series, Study
+from .models import Case, Folder, Instance, Series, Study, User
 
 
 class QuotaExceeded(ArchiveError):
@@ -25,6 +25,16 @@ def folder_usage(session: Session, folder_id: int) -> int:
         .where(Case.folder_id == folder_id)
     )
     return int(total or 0)
+
+
+def set_limit(session: Session, actor: User | str, folder: Folder, limit_bytes: int | None, *, hard: bool = False) -> None:
+    """Set (or with None remove) a folder's storage limit; only admins (or the operator's CLI) may."""
+    if isinstance(actor, User) and not actor.is_admin:
+        raise NotPermitted(f"{actor.username} may not set storage limits; only admins may")
+    if limit_bytes is not None and limit_bytes <= 0:
+        raise InvalidInput("a storage limit must be a positive number of bytes")
+    folder.storage_limit_bytes, folder.limit_is_hard, folder.limit_notice_sent = limit_bytes, hard, False
+    audit.record(session, actor, "folder.limit_set", "folder", folder.id, limit=limit_bytes, hard=hard)
 
 
 def refuse_if_hard_limit_exceeded(session: Session, folder: Folder, incoming_bytes: int) -> None:
