@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 # Attributes the Basic Profile removes (X) or empties (Z) whatever the options: a value here means
@@ -30,38 +32,59 @@ TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "PN", "UC", "AE", "CS"}
 
 
 def reasons_to_quarantine(ds: Dataset) -> list[str]:
-    """Why `ds` may still identify a patient; empty when it passes. One walk over the header."""
+    """Why `ds` may still identify a patient; empty when it passes.
+
+    One walk over the header that reads raw bytes where it can: decoding every value of a
+    large header costs more than the rest of receiving it.
+    """
     reasons: list[str] = []
     if str(ds.get("PatientIdentityRemoved", "")).upper() != "YES":
         reasons.append("Patient Identity Removed (0012,0062) is not YES")
     if not ds.get("DeidentificationMethodCodeSequence"):
         reasons.append("no De-identification Method Code Sequence (0012,0064)")
     nhs_number_seen = False
-    for where, elem in _walk(ds):
-        if elem.keyword in MUST_BE_EMPTY_SET and not _is_empty(elem):
-            reasons.append(f"{elem.keyword} has a value{where}")
-        elif not nhs_number_seen and elem.VR in TEXT_VRS and elem.value not in (None, ""):
-            if _looks_like_nhs_number(str(elem.value)):
-                reasons.append(f"an NHS number appears in {elem.keyword or elem.tag}{where}")
-                nhs_number_seen = True
+    for where, tag, vr, raw in _walk(ds):
+        keyword = keyword_for_tag(tag)
+        if keyword in MUST_BE_EMPTY_SET and raw.strip(b" \x00"):
+            reasons.append(f"{keyword} has a value{where}")
+        elif not nhs_number_seen and (vr in TEXT_VRS or vr in (None, "UN")) and raw and _looks_like_nhs_number(
+            raw.decode("latin-1")
+        ):  # private tags sent in Implicit VR have no VR to go by
+            reasons.append(f"an NHS number appears in {keyword or tag}{where}")
+            nhs_number_seen = True
     return reasons
 
 
 def _walk(ds: Dataset, where: str = ""):  # type: ignore[no-untyped-def]
-    for elem in ds:
-        if elem.tag == PIXEL_DATA:
+    """(where, tag, VR, value bytes) of every element; sequences are entered, pixel data skipped."""
+    for elem in ds.elements():
+        tag = int(elem.tag)
+        if tag == PIXEL_DATA:
             continue
-        yield where, elem
-        if elem.VR == "SQ":
-            for index, item in enumerate(elem.value):
-                yield from _walk(item, f"{where} in {elem.keyword or elem.tag}[{index}]")
+        vr = elem.VR or dictionary_VR_or_none(tag)
+        if vr == "SQ":
+            sequence = ds[elem.tag].value
+            keyword = keyword_for_tag(tag) or f"{tag:08X}"
+            if keyword in MUST_BE_EMPTY_SET and len(sequence):
+                yield where, tag, vr, b"items"
+            for index, item in enumerate(sequence):
+                yield from _walk(item, f"{where} in {keyword}[{index}]")
+            continue
+        value = elem.value
+        if isinstance(elem, RawDataElement):
+            raw = value or b""
+        elif value is None:
+            raw = b""
+        else:
+            raw = str(value).encode("utf-8", "replace")
+        yield where, tag, vr, raw
 
 
-def _is_empty(elem) -> bool:  # type: ignore[no-untyped-def]
-    value = elem.value
-    if elem.VR == "SQ":
-        return len(value) == 0
-    return value is None or str(value).strip() == ""
+def dictionary_VR_or_none(tag: int) -> str | None:  # noqa: N802 (VR is the standard's word)
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
 
 
 def _looks_like_nhs_number(text: str) -> bool:

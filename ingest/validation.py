@@ -32,9 +32,7 @@ def read_complete(encoded: bytes) -> Dataset:
         for warning in caught:
             if "End of file" in str(warning.message):
                 raise MalformedObject(f"the object ends early: {warning.message}")
-        _check_lengths(ds)
-        for element in ds.iterall():  # decode every value now, not lazily later
-            element.value
+        _check_lengths(ds)  # values are decoded when read; the structure is checked here
     except MalformedObject:
         raise
     except Exception as exc:  # pydicom raises many types for broken input; all mean the same here
