@@ -258,11 +258,13 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
     try:
         destination = Destination.parse(args.archive)
+        pacs = Destination.parse(args.pacs) if args.pacs else None
         profile = Profile.load(args.profile) if args.profile else None
     except (ProfileError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     edge = Edge(EdgeConfig(
         data=_settings(args).data, archive=destination, ae_title=args.edge_ae, port=args.edge_port, profile=profile,
+        pacs=pacs,
     ))
     edge.start()
     host, port = _settings(args).http_host_port()
@@ -272,6 +274,22 @@ def cmd_edge(args: argparse.Namespace) -> int:
         uvicorn.run(create_edge_app(edge), host=host, port=port, log_level="warning")
     finally:
         edge.stop()
+    return 0
+
+
+def cmd_edge_user_add(args: argparse.Namespace) -> int:
+    from ingest.edge.users import EdgeUserError, EdgeUsers
+
+    given = _read_password(args.generate_password)
+    try:
+        password = EdgeUsers(_settings(args).data / "users.json").add(
+            args.name, display_name=args.display_name, gmc=args.gmc, password=given,
+        )
+    except EdgeUserError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"created edge user {args.name} (GMC {args.gmc})")
+    if given is None:
+        print(f"password: {password}")
     return 0
 
 
@@ -369,6 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", dest="edge_port", type=int, default=11113, help="DICOM port for the PACS (default 11113)")
     run.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")
     run.add_argument("--profile", metavar="FILE", help="de-identification profile (.toml/.json); default profile otherwise")
+    run.add_argument("--pacs", metavar="AE@HOST:PORT", help="the local PACS the page searches (C-FIND) and fetches from (C-GET)")
+    edge_user = add_edge("user-add", cmd_edge_user_add,
+                         "add a person who may export (password on stdin; generated and printed if none)")
+    edge_user.add_argument("name", help="user name (lower case)")
+    edge_user.add_argument("--gmc", required=True, help="GMC number: signs the teaching-file report")
+    edge_user.add_argument("--display-name", required=True, help="DICOM person name, e.g. 'Jones^Ann'")
+    edge_user.add_argument("--generate-password", action="store_true", help="do not read stdin; generate one")
     keygen = add_edge("keygen", cmd_edge_keygen, "make a key pair for a project's key custodian (passphrase on stdin)")
     keygen.add_argument("private", metavar="PRIVATE.pem")
     keygen.add_argument("public", metavar="PUBLIC.pem")

@@ -14,7 +14,7 @@ CASEBANK = str(Path(sys.executable).with_name("casebank"))
 COMMANDS = [
     [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
     ["deid"], ["edge"], ["edge", "run"], ["edge", "keygen"], ["edge", "project"], ["edge", "reidentify"],
-    ["edge", "export-maps"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
+    ["edge", "export-maps"], ["edge", "user-add"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
 ]
 
 
@@ -204,3 +204,14 @@ def test_deid_blanks_burned_in_text_of_ultrasound(tmp_path):
     for region in find_text_regions(original).regions:
         patch = out.pixel_array[:, region.y:region.y + region.height, region.x:region.x + region.width]
         assert np.ptp(patch) == 0
+
+
+def test_edge_user_add_generates_a_password_and_refuses_a_bad_gmc(tmp_path):
+    from ingest.edge.users import EdgeUsers
+
+    created = run("edge", "user-add", "ajones", "--gmc", "7000001", "--display-name", "Jones^Ann", data=tmp_path)
+    assert created.returncode == 0, created.stderr
+    password = created.stdout.split("password: ")[1].strip()
+    assert EdgeUsers(tmp_path / "users.json").authenticate("ajones", password) is not None
+    bad = run("edge", "user-add", "bsmith", "--gmc", "12", "--display-name", "Smith^Bo", data=tmp_path)
+    assert bad.returncode != 0 and "7 digits" in bad.stderr and "Traceback" not in bad.stderr

@@ -329,6 +329,19 @@ def _display_gray(ds: Dataset, frames: np.ndarray, photometric: str) -> np.ndarr
     return 255 - gray if photometric == "MONOCHROME1" else gray
 
 
+def display_frame(ds: Dataset, frame: int = 0) -> np.ndarray:
+    """One frame as it would be looked at, 8-bit: ``(rows, columns)`` grey or ``(rows, columns, 3)``
+    RGB, stretched over its range. For previews; raises PixelCleaningFailed like cleaning does."""
+    frames, photometric, _ = _decode(ds)
+    one = frames[min(frame, frames.shape[0] - 1)]
+    if photometric == "PALETTE COLOR":
+        one = apply_color_lut(one, ds)
+    if one.ndim == 3:
+        return one if one.dtype == np.uint8 else _to_8bit(one)
+    gray = _to_8bit(one)
+    return 255 - gray if photometric == "MONOCHROME1" else gray
+
+
 def _ocr_views(gray: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """The images to read. Few distinct frames: each of them. A cine: its minimum projection
     (static annotation, free of moving anatomy) and its maximum projection (anything drawn in
@@ -690,6 +703,7 @@ __all__ = [
     "RegionTemplate",
     "TemplateError",
     "clean_pixels",
+    "display_frame",
     "find_text_regions",
     "header_identifiers",
     "load_templates",

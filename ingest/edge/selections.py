@@ -1,6 +1,10 @@
 """TCE Export Manager rules: hold a selection until every object its manifest names has arrived,
 honour "delay for reason", then de-identify the whole selection with one key (so references still
-resolve) and hand it to the outbox. Identified objects stay in the edge's own folder."""
+resolve) and hand it to the outbox. Identified objects stay in the edge's own folder.
+
+A selection made on the edge page, or one whose burned-in text could not be cleaned with
+certainty, waits in ``review``: a person looks at the preview, adds or removes rectangles, and
+confirms; only then is it de-identified and queued."""
 
 from __future__ import annotations
 
@@ -11,12 +15,20 @@ import shutil
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from ..deid import Profile, ProjectKey, deidentify
-from ..deid.pixels import PixelCleaningFailed, clean_pixel_data
+from ..deid.pixels import (
+    PixelCleaningFailed,
+    Region,
+    clean_pixel_data,
+    clean_pixels,
+    find_text_regions,
+    needs_pixel_cleaning,
+)
 from ..tce import manifest as tce_manifest
 from .files import write_durably
 from .outbox import Outbox
@@ -31,9 +43,23 @@ class Selection:
     references: list[str]
     delay_reason: str | None = None
     project: str | None = None  # a research project named in the manifest ("project: NAME")
-    state: str = "waiting"  # waiting | held | released | superseded | failed
+    state: str = "waiting"  # waiting | review | held | released | superseded | failed | discarded
     note: str = ""
     released_uids: dict[str, str] = field(default_factory=dict)  # original SOP UID -> sent SOP UID
+    review: bool = False  # a person confirms the preview before anything leaves
+    regions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # SOP UID -> rectangles to blank
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)  # SOP UID -> reason, uncertain, kept
+    title: str = ""
+    author: str = ""
+    destination: str = ""
+    confirmed_by: str = ""
+
+    def regions_of(self, sop_uid: str) -> list[Region]:
+        return [Region(**r) for r in self.regions.get(sop_uid, [])]
+
+
+class SelectionError(Exception):
+    """A review action that does not apply: unknown selection, wrong state, bad rectangle."""
 
 
 class ExportManager:
@@ -55,6 +81,64 @@ class ExportManager:
                 self._new_selection(tce_manifest.parse_manifest(ds))
             self._release_ready()
 
+    def submit(self, objects: list[tuple[bytes, Dataset]], *, title: str = "", author: str = "",
+               destination: str = "") -> Selection:
+        """A selection made on the edge page: kept durably, then prepared for review (never
+        released without a person's confirmation). ``objects`` holds exactly one manifest."""
+        manifests = [ds for _, ds in objects if tce_manifest.is_manifest(ds)]
+        if len(manifests) != 1:
+            raise SelectionError(f"a selection needs exactly one manifest, this one has {len(manifests)}")
+        for encoded, ds in objects:
+            write_durably(self.objects / f"{ds.SOPInstanceUID}.dcm", encoded)
+        with self._lock:
+            selection = self._new_selection(tce_manifest.parse_manifest(manifests[0]), review=True)
+            selection.title, selection.author, selection.destination = title, author, destination
+            self._save(selection)
+            self._release_ready()
+            return self.get(selection.manifest_uid)
+
+    def get(self, manifest_uid: str) -> Selection:
+        path = self._path(manifest_uid)
+        if not path.is_file():
+            raise SelectionError(f"no selection {manifest_uid}")
+        return self._load(path)
+
+    def object_path(self, sop_uid: str) -> Path:
+        """The identified object as it arrived (it never leaves the edge)."""
+        return self.objects / f"{sop_uid}.dcm"
+
+    def set_regions(self, manifest_uid: str, sop_uid: str, regions: list[Region]) -> Selection:
+        """Replace the rectangles blanked in one image of a selection under review."""
+        with self._lock:
+            selection = self._in_review(manifest_uid)
+            if sop_uid not in selection.references:
+                raise SelectionError(f"image {sop_uid} is not part of selection {manifest_uid}")
+            selection.regions[sop_uid] = [asdict(r) for r in regions]
+            self._save(selection)
+            return selection
+
+    def confirm(self, manifest_uid: str, person: str) -> Selection:
+        """A person has looked at the preview: de-identify with their rectangles and queue it."""
+        with self._lock:
+            selection = self._in_review(manifest_uid)
+            selection.confirmed_by = person
+            self._release(selection, [selection.manifest_uid, *selection.references], confirmed=True)
+            return self.get(manifest_uid)
+
+    def discard(self, manifest_uid: str, person: str) -> Selection:
+        """Drop a selection under review; nothing of it leaves."""
+        with self._lock:
+            selection = self._in_review(manifest_uid)
+            selection.state, selection.note = "discarded", f"discarded by {person}"
+            self._save(selection)
+            return selection
+
+    def _in_review(self, manifest_uid: str) -> Selection:
+        selection = self.get(manifest_uid)
+        if selection.state != "review":
+            raise SelectionError(f"selection {manifest_uid} is {selection.state}, not waiting for review")
+        return selection
+
     def selections(self) -> list[Selection]:
         return [self._load(p) for p in sorted(self.selections_folder.glob("*.json"))]
 
@@ -69,10 +153,11 @@ class ExportManager:
                     shutil.rmtree(staged, ignore_errors=True)
             self._release_ready()
 
-    def _new_selection(self, parsed: tce_manifest.Manifest) -> None:
+    def _new_selection(self, parsed: tce_manifest.Manifest, review: bool = False) -> Selection:
         references = [r.sop_instance_uid for r in parsed.references]
         selection = Selection(
-            parsed.sop_instance_uid, references, parsed.delay_reason, project_for_description(parsed.description)
+            parsed.sop_instance_uid, references, parsed.delay_reason, project_for_description(parsed.description),
+            review=review,
         )
         if parsed.delay_reason:
             selection.state, selection.note = "held", f"delayed: {parsed.delay_reason}"
@@ -82,6 +167,7 @@ class ExportManager:
                     earlier.state, earlier.note = "superseded", f"released by manifest {selection.manifest_uid}"
                     self._save(earlier)
         self._save(selection)
+        return selection
 
     def _release_ready(self) -> None:
         for selection in self.selections():
@@ -89,9 +175,40 @@ class ExportManager:
                 continue
             wanted = [selection.manifest_uid, *selection.references]
             if all((self.objects / f"{uid}.dcm").exists() for uid in wanted):
-                self._release(selection, wanted)
+                if selection.review:
+                    self._prepare_review(selection, "waiting for review")
+                else:
+                    self._release(selection, wanted)
 
-    def _release(self, selection: Selection, uids: list[str]) -> None:
+    def _prepare_review(self, selection: Selection, why: str) -> None:
+        """Find burned-in text in every image that needs cleaning and wait for a person.
+
+        When text cannot be looked for at all (OCR missing, frames undecodable) the selection
+        is held: a preview would show nothing trustworthy.
+        """
+        try:
+            for uid in selection.references:
+                ds = dcmread(self.object_path(uid))
+                if "PixelData" not in ds or not needs_pixel_cleaning(ds) or uid in selection.regions:
+                    continue
+                found = find_text_regions(ds)
+                selection.regions[uid] = [asdict(r) for r in found.regions]
+                selection.findings[uid] = {"reason": found.reason, "uncertain": found.uncertain,
+                                           "kept": [asdict(r) for r in found.kept]}
+        except PixelCleaningFailed as exc:
+            selection.state, selection.note = "held", f"held for a person: {exc}"
+        else:
+            selection.state, selection.note = "review", why
+        self._save(selection)
+
+    def _clean(self, selection: Selection, uid: str, ds: Dataset, confirmed: bool) -> Dataset:
+        """Pixels as they may leave: a person's rectangles when confirmed, else the automatic
+        cleaning, which refuses (PixelCleaningFailed) when it is not certain."""
+        if confirmed and "PixelData" in ds and uid in selection.regions:
+            return clean_pixels(ds, selection.regions_of(uid))
+        return clean_pixel_data(ds)
+
+    def _release(self, selection: Selection, uids: list[str], confirmed: bool = False) -> None:
         try:
             project = Project.open(self.projects, selection.project) if selection.project else None
             # a research project maps consistently with its own secret; a teaching export uses a
@@ -99,7 +216,8 @@ class ExportManager:
             key = project.key() if project else ProjectKey.generate()
             outputs, mapping = [], Mapping({}, {})
             for uid in uids:
-                result = deidentify(clean_pixel_data(dcmread(self.objects / f"{uid}.dcm")), self.profile, key)
+                cleaned = self._clean(selection, uid, dcmread(self.object_path(uid)), confirmed)
+                result = deidentify(cleaned, self.profile, key)
                 buffer = io.BytesIO()
                 result.dataset.save_as(buffer, enforce_file_format=True)
                 outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))
@@ -108,9 +226,8 @@ class ExportManager:
             if project is not None:
                 project.log(selection.manifest_uid, mapping)  # logged before anything leaves
         except PixelCleaningFailed as exc:  # fail closed: a person looks at it; nothing leaves
-            selection.state, selection.note = "held", f"held for a person: {exc}"
-            self._save(selection)
-            log.warning("selection %s held: %s", selection.manifest_uid, exc)
+            self._prepare_review(selection, f"held for a person: {exc}")
+            log.warning("selection %s held for review: %s", selection.manifest_uid, exc)
             return
         except Exception as exc:  # fail closed: nothing of the selection leaves
             selection.state, selection.note = "failed", f"de-identification failed: {exc}"
@@ -122,6 +239,8 @@ class ExportManager:
             write_durably(staged / f"{new_uid}.dcm", encoded)
             selection.released_uids[original] = new_uid
         selection.state = "released"
+        if selection.confirmed_by:
+            selection.note = f"confirmed by {selection.confirmed_by}"
         self._save(selection)  # from here a restart adopts the staged files instead of redoing them
         self.outbox.adopt(staged)
         log.info("selection %s released: %d object(s) queued", selection.manifest_uid, len(outputs))

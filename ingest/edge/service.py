@@ -13,7 +13,9 @@ from ..deid import Profile
 from ..status import ERROR_CANNOT_UNDERSTAND, PROCESSING_FAILURE, SUCCESS, status
 from ..validation import MalformedObject, read_complete
 from .outbox import Destination, Outbox
+from .pacs import Pacs
 from .selections import ExportManager
+from .users import EdgeUsers
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class EdgeConfig:
     host: str = "0.0.0.0"
     port: int = 11113
     profile: Profile | None = None
+    pacs: Destination | None = None  # the local PACS the edge page queries (C-FIND) and fetches from (C-GET)
 
 
 class Edge:
@@ -33,6 +36,8 @@ class Edge:
         self.config = config
         self.outbox = Outbox(config.data / "outbox", config.archive, calling_ae=config.ae_title)
         self.manager = ExportManager(config.data, self.outbox, config.profile or Profile.default())
+        self.users = EdgeUsers(config.data / "users.json")
+        self.pacs = Pacs(config.pacs, calling_ae=config.ae_title) if config.pacs else None
         self._server = None
 
     def start(self) -> None:
@@ -48,6 +53,10 @@ class Edge:
         self._server = ae.start_server((self.config.host, self.config.port), block=False, evt_handlers=handlers)
         log.info("edge %s listening on %s:%d, forwarding to %s", self.config.ae_title, self.config.host,
                  self.config.port, self.config.archive)
+
+    def projects(self) -> list[str]:
+        folder = self.config.data / "projects"
+        return sorted(p.name for p in folder.iterdir() if (p / "secret").exists()) if folder.is_dir() else []
 
     def stop(self) -> None:
         if self._server is not None:

@@ -186,7 +186,9 @@ def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tm
         note="delayed: Delay export until histopathology is available",
     ))
     edge.outbox.put(b"DICM", "1.2.5")
+    edge.users.add("ajones", display_name="Jones^Ann", gmc="7000001", password="pw")
     client = TestClient(create_edge_app(edge))
+    client.post("/login", data={"username": "ajones", "password": "pw"})
     status = client.get("/api/edge/status").json()
     assert status["outbox"]["pending"] == 1
     assert status["selections"] == [{"manifest": "1.2.3", "state": "held", "objects": 2,
