@@ -203,10 +203,37 @@ def cmd_folder_grant(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_bar(done: int, total: int | None, unit: str) -> None:
+    """One line on stderr, redrawn while on a terminal; only the last state otherwise."""
+    if not sys.stderr.isatty() and done != total:
+        return
+    if total is None:
+        line = f"{done} {unit}"
+    else:
+        width = 30
+        filled = width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}"
+    print(f"\r{line:<70}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the search index from the database (OpenSearch: a new index, then the alias moves)."""
+    from search.index import SearchUnavailable
+
     with _open(args) as casebank:
-        started = time.perf_counter()
-        count = casebank.indexer.reindex_all()
+        started, total, done = time.perf_counter(), casebank.indexer.case_count(), 0
+
+        def advance(step: int) -> None:
+            nonlocal done
+            done += step
+            progress_bar(done, total, "cases")
+
+        try:
+            count = casebank.indexer.reindex_all(advance)
+        except SearchUnavailable as exc:
+            raise CliError(str(exc)) from exc
+        if total == 0:
+            progress_bar(0, 0, "cases")
         print(f"reindexed {count} case(s) in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -229,16 +256,12 @@ def cmd_deid(args: argparse.Namespace) -> int:
     key = project_key(_settings(args).data / "projects", args.project)
 
     def progress(done: int, total: int, _path: Path) -> None:
-        if sys.stderr.isatty() or done == total:
-            width = 30
-            filled = width * done // max(total, 1)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files", end="", file=sys.stderr)
+        progress_bar(done, total, "files")
 
     try:
         report = deidentify_files(Path(args.input), Path(args.output), profile, key, progress)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
-    print(file=sys.stderr)
     for path, reason in report.failed:
         print(f"casebank deid: {path}: {reason}", file=sys.stderr)
     print(f"de-identified {len(report.written)} file(s) into {args.output} with profile "
@@ -342,6 +365,31 @@ def cmd_edge_export_maps(args: argparse.Namespace) -> int:
     key = Path(args.key).read_bytes()
     paths = _custody(lambda: export_maps(project, key, _passphrase(), args.reason, Path(args.target)))
     print("written: " + ", ".join(map(str, paths)))
+    return 0
+
+
+def cmd_terminology_load(args: argparse.Namespace) -> int:
+    """Load a SNOMED CT, ACR Index or RadLex release; exit status 1 if it cannot be read."""
+    from archive.cases import requeue_cases_coded_in
+    from terminology import TerminologyError, canonical_system
+
+    line_open = False  # a progress line without its newline is on the terminal
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal line_open
+        progress_bar(done, total, "rows read" if total is None else "concepts stored")
+        line_open = done != total and sys.stderr.isatty()
+
+    with _open(args) as casebank:
+        try:
+            count = casebank.terminology.load(args.system, Path(args.path), progress)
+        except TerminologyError as exc:
+            print(f"{chr(10) if line_open else ''}casebank terminology load: {exc}", file=sys.stderr)
+            return 1
+        with casebank.database.session() as session:  # their ancestors and synonyms changed
+            requeued = requeue_cases_coded_in(session, args.system)
+    print(f"loaded {count} {canonical_system(args.system)} concept(s) from {args.path}; "
+          f"{requeued} coded case(s) reindexed")
     return 0
 
 
@@ -479,6 +527,19 @@ def build_parser() -> argparse.ArgumentParser:
     grant_cmd.add_argument("user", metavar="USER")
     grant_cmd.add_argument("rights", nargs="+", choices=["view", "edit", "send"])
     grant_cmd.add_argument("--by", metavar="USER", help="who grants (default: the folder's owner)")
+
+    terminology = commands.add_parser("terminology", help="code systems: ICD-10 (built in), SNOMED CT, ACR Index, RadLex",
+                                      description="code systems: ICD-10 (built in), SNOMED CT, ACR Index, RadLex")
+    terminology_commands = terminology.add_subparsers(dest="terminology_command", required=True, metavar="COMMAND")
+    terminology_load = terminology_commands.add_parser(
+        "load", parents=[common], help="load a code system release (replaces an earlier one)",
+        description="Load a code system release, replacing an earlier load of that system. SNOMED: the unzipped "
+        "RF2 release folder (Snapshot tables); ACR: a CSV with a header 'code,display[,parent]'; "
+        "RADLEX: the CSV BioPortal exports (Class ID, Preferred Label, Synonyms, Parents).",
+    )
+    terminology_load.set_defaults(handler=cmd_terminology_load)
+    terminology_load.add_argument("system", metavar="SYSTEM", help="SNOMED, ACR or RADLEX (or a DICOM designator: SCT)")
+    terminology_load.add_argument("path", metavar="PATH", help="release folder (SNOMED) or CSV file (ACR, RADLEX)")
     return parser
 
 

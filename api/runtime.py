@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -14,8 +15,11 @@ from ingest.receiver import Receiver, ReceiverConfig
 from search.index import SearchIndex
 from search.indexer import CaseIndexer
 from search.tantivy_backend import TantivyIndex
+from terminology import Terminology
 
 from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Casebank:
     blobs: BlobStore
     index: SearchIndex
     indexer: CaseIndexer
+    terminology: Terminology
     receivers: list[Receiver] = field(default_factory=list)
 
     @classmethod
@@ -35,11 +40,14 @@ class Casebank:
         if migrate:
             database.migrate()
         blobs = BlobStore(settings.data / "blobs")
+        terminology = Terminology(settings.data / "terminology")
         index = open_search_index(settings)
-        indexer = CaseIndexer(database, index)
+        indexer = CaseIndexer(database, index, terminology)
         database.on_cases_changed(indexer)
+        if getattr(index, "was_reset", False):  # the index schema changed: fill it again from the database
+            log.info("search index schema changed: reindexing %d case(s)", indexer.reindex_all())
         database.send_mail = SmtpMailer(settings.smtp_url) if settings.smtp_url else log_only
-        return cls(settings, database, blobs, index, indexer)
+        return cls(settings, database, blobs, index, indexer, terminology)
 
     @cached_property
     def intake(self) -> Intake:
@@ -65,8 +73,10 @@ class Casebank:
 
 
 def open_search_index(settings: Settings) -> SearchIndex:
+    """OpenSearch when CASEBANK_SEARCH_URL is set, else the embedded tantivy index."""
     if settings.search_url:
-        raise NotImplementedError(
-            "CASEBANK_SEARCH_URL (OpenSearch) is not supported yet; unset it to use the embedded index"
-        )
+        from search.opensearch_backend import OpenSearchIndex  # noqa: PLC0415 (only needed at scale)
+
+        return OpenSearchIndex(settings.search_url, prefix=settings.search_prefix,
+                               shards=settings.search_shards, replicas=settings.search_replicas)
     return TantivyIndex(settings.data / "index")

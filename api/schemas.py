@@ -119,12 +119,22 @@ class CaseUpdateIn(BaseModel):
 class SearchHitOut(BaseModel):
     case_id: int
     title: str
+    snippet: str = Field("", description="HTML-escaped text with the matches in <mark>")
     folder: FolderRef
+
+
+class FacetValueOut(BaseModel):
+    value: str
+    count: int
+    label: str = Field("", description="a readable name: folder path, ICD-10 / SNOMED CT display")
 
 
 class SearchOut(BaseModel):
     total: int
+    page: int = 1
+    size: int = 20
     hits: list[SearchHitOut]
+    facets: dict[str, list[FacetValueOut]] = Field(default_factory=dict)
 
 
 class LoginIn(BaseModel):

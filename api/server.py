@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from ingest.assembly import AssemblySweeper
+from search.indexer import CatchUpThread
 
 from .app import create_app
 from .runtime import Casebank
@@ -20,8 +21,11 @@ def serve(casebank: Casebank) -> None:
     receiver.start()
     sweeper = AssemblySweeper(casebank.database, casebank.intake.wait)
     sweeper.start()
+    catch_up = CatchUpThread(casebank.indexer)  # cases changed during a search outage
+    catch_up.start()
     try:
         uvicorn.run(create_app(casebank), host=host, port=port, log_level="info")
     finally:
+        catch_up.stop()
         sweeper.stop()
         casebank.close()

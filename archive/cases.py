@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from terminology import canonical_system
+
 from . import audit
 from .db import mark_case_changed
 from .errors import NotFound
@@ -116,3 +118,14 @@ def cases_for_indexing(session: Session, case_ids: set[int]) -> list[Case]:
             )
         )
     )
+
+
+def requeue_cases_coded_in(session: Session, system: str) -> int:
+    """Queue every case with a code of ``system`` for indexing again (a terminology was loaded:
+    its ancestors and synonyms change what those cases are found by). Returns how many."""
+    wanted = canonical_system(system)
+    rows = session.execute(select(CodedEntry.case_id, CodedEntry.system).distinct()).all()
+    case_ids = {case_id for case_id, designator in rows if canonical_system(designator) == wanted}
+    for case_id in case_ids:
+        mark_case_changed(session, case_id)
+    return len(case_ids)

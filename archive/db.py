@@ -13,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from .models import SearchPending
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -80,6 +82,7 @@ class Database:
         session = self._sessions()
         try:
             yield session
+            _queue_for_search(session)
             session.commit()
         except BaseException:
             session.rollback()
@@ -103,6 +106,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _queue_for_search(session: Session) -> None:
+    """Changed cases join the search queue in the same transaction as the change itself."""
+    changed = session.info.get("changed_cases")
+    if changed:
+        session.add_all([SearchPending(case_id=case_id) for case_id in sorted(changed)])
 
 
 def mark_case_changed(session: Session, case_id: int) -> None:

@@ -357,3 +357,14 @@ class InstanceConflict(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     calling_ae: Mapped[str] = mapped_column(String(16), default="")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SearchPending(Base):
+    """Cases changed but not yet confirmed in the search index: written in the same transaction
+    as the change, removed once the index has them, so a search outage loses nothing."""
+
+    __tablename__ = "search_pending"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: deletions are queued too
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,14 +1,67 @@
-"""The index document of a case."""
+"""The index document of a case: its texts, codes with their ancestors and synonyms, DICOM
+fields, custom catalogue fields, folder, dates and likes."""
 
 from __future__ import annotations
 
+import re
+from typing import TYPE_CHECKING
+
 from archive.models import Case
+from terminology.systems import canonical_system
 
 from .index import CaseDocument
 
+if TYPE_CHECKING:
+    from terminology import Terminology
 
-def document_for(case: Case) -> CaseDocument:
+AGE = re.compile(r"^(\d{1,3})([DWMY])$")
+
+
+def age_band(dicom_age: str) -> str:
+    """A DICOM Age String as a decade band: ``045Y`` -> ``40-49``, under a year -> ``0-9``, ``90+``."""
+    match = AGE.match(dicom_age.strip().upper())
+    if not match:
+        return ""
+    years = int(match.group(1)) if match.group(2) == "Y" else 0
+    if years >= 90:
+        return "90+"
+    low = years // 10 * 10
+    return f"{low}-{low + 9}"
+
+
+def _number_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None = None) -> CaseDocument:
     series = [s for study in case.studies for s in study.series]
+    codes: set[str] = set()
+    code_texts: list[str] = []
+    by_system: dict[str, set[str]] = {"ICD10": set(), "SNOMED": set(), "ACR": set()}
+    chapters: set[str] = set()
+    blocks: set[str] = set()
+    for entry in case.codes:
+        system = canonical_system(entry.system)
+        code = entry.code.strip()
+        codes.add(f"{system}|{code}")
+        by_system.setdefault(system, set()).add(code)
+        if entry.display:
+            code_texts.append(entry.display)
+        if terminology is None:
+            continue
+        codes.update(f"{system}|{ancestor}" for ancestor in terminology.ancestors(system, code))
+        concept = terminology.lookup(system, code)
+        if concept is not None:
+            code_texts += [concept.display, *concept.synonyms]
+        if system == "ICD10":
+            chapters.update(filter(None, [terminology.icd10_chapter(code)]))
+            blocks.update(filter(None, [terminology.icd10_block(code)]))
+    ages = [age_band(study.patient_age) for study in case.studies if study.patient_age]
+    sexes = [study.patient_sex.strip().upper()[:1] for study in case.studies if study.patient_sex.strip()]
+    custom = [f"{name}={_number_text(value)}" for name, value in sorted((case.custom_fields or {}).items())
+              if value not in (None, "", [])]
     return CaseDocument(
         case_id=case.id,
         folder_id=case.folder_id,
@@ -19,8 +72,22 @@ def document_for(case: Case) -> CaseDocument:
         differential=case.differential,
         discussion=case.discussion,
         keywords=tuple(case.keywords or ()),
-        codes=tuple(f"{c.system}|{c.code} {c.display}".strip() for c in case.codes),
-        modalities=tuple(sorted({s.modality for s in series if s.modality})),
-        body_parts=tuple(sorted({s.body_part for s in series if s.body_part})),
+        codes=tuple(sorted(codes)),
+        code_texts=tuple(dict.fromkeys(t for t in code_texts if t)),
+        icd10=tuple(sorted(by_system["ICD10"])),
+        icd10_chapters=tuple(sorted(chapters)),
+        icd10_blocks=tuple(sorted(blocks)),
+        snomed=tuple(sorted(by_system["SNOMED"])),
+        acr=tuple(sorted(by_system["ACR"])),
+        modalities=tuple(sorted({s.modality.upper() for s in series if s.modality})),
+        body_parts=tuple(sorted({s.body_part.upper() for s in series if s.body_part})),
+        procedure_codes=tuple(sorted({st.procedure_code for st in case.studies if st.procedure_code})),
         study_descriptions=tuple(s.description for s in case.studies if s.description),
+        sex=sexes[0] if sexes else "",
+        age_band=ages[0] if ages else "",
+        custom=tuple(custom),
+        author=case.author_gmc or case.author_name,
+        created=case.created_at,
+        updated=case.updated_at,
+        likes=likes,
     )

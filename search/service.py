@@ -2,19 +2,52 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from archive.folders import visible_folder_ids
 from archive.models import User
 
-from .index import SearchIndex, SearchResult
+from .index import SORTS, SearchIndex, SearchQuery, SearchResult
+from .query import QueryError
 
 MAX_PAGE_SIZE = 100
+DEFAULT_FACETS = ("modality", "body_part", "icd10_chapter", "folder", "year")
 
 
-def search_cases(
-    session: Session, index: SearchIndex, user: User, text: str, *, page: int = 1, size: int = 20
-) -> SearchResult:
-    size = max(1, min(size, MAX_PAGE_SIZE))
-    page = max(1, page)
-    return index.search(text, visible_folder_ids(session, user), limit=size, offset=(page - 1) * size)
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a user asked, as the API and the search page receive it."""
+
+    text: str = ""
+    filters: tuple[str, ...] = ()  # "FIELD:VALUE"
+    facets: tuple[str, ...] = ()
+    sort: str = "relevance"
+    page: int = 1
+    size: int = 20
+
+
+def parse_filter(text: str) -> tuple[str, str]:
+    field, sep, value = text.partition(":")
+    if not sep or not field.strip() or not value.strip():
+        raise QueryError(f"filter {text!r} must look like FIELD:VALUE, e.g. modality:CT or code:ICD10|C22")
+    return field.strip(), value.strip()
+
+
+def search_cases(session: Session, index: SearchIndex, user: User, request: SearchRequest) -> SearchResult:
+    """Raises QueryError for a malformed filter, facet, sort or query field."""
+    if request.sort not in SORTS:
+        raise QueryError(f"sort {request.sort!r} must be one of {', '.join(SORTS)}")
+    size = max(1, min(request.size, MAX_PAGE_SIZE))
+    page = max(1, request.page)
+    query = SearchQuery(
+        folder_ids=frozenset(visible_folder_ids(session, user)),
+        text=request.text,
+        filters=tuple(parse_filter(f) for f in request.filters),
+        facets=tuple(dict.fromkeys(request.facets)),
+        sort=request.sort,
+        offset=(page - 1) * size,
+        limit=size,
+    )
+    return index.search(query)

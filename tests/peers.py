@@ -164,3 +164,77 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.receiver.stop()
+
+
+# --- A network link that can be cut ---------------------------------------------------------------
+
+class CuttableLink:
+    """A TCP forwarder to ``target``: ``cut()`` refuses new connections and drops open ones,
+    ``restore()`` listens again on the same port. Stands for a network outage of a real peer."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._socket = socket
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener = None
+        self._open: list = []
+        self._lock = threading.Lock()
+        self.restore()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def restore(self) -> None:
+        listener = self._socket.socket(self._socket.AF_INET, self._socket.SOCK_STREAM)
+        listener.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        with self._lock:
+            if self._listener is not None:
+                try:
+                    self._listener.shutdown(self._socket.SHUT_RDWR)  # wakes the accepting thread
+                except OSError:
+                    pass
+                self._listener.close()
+                self._listener = None
+            for conn in self._open:
+                try:
+                    conn.shutdown(self._socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                conn.close()
+            self._open.clear()
+
+    def _accept(self, listener) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = self._socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source, sink) -> None:  # type: ignore[no-untyped-def]
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for conn in (source, sink):
+                try:
+                    conn.shutdown(self._socket.SHUT_RDWR)
+                except OSError:
+                    pass

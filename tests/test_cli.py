@@ -15,6 +15,7 @@ COMMANDS = [
     [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
     ["deid"], ["edge"], ["edge", "run"], ["edge", "keygen"], ["edge", "project"], ["edge", "reidentify"],
     ["edge", "export-maps"], ["edge", "user-add"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
+    ["terminology"], ["terminology", "load"],
 ]
 
 

@@ -10,8 +10,9 @@ from fastapi.templating import Jinja2Templates
 
 from archive import cases, folders, users
 from archive.cases import CaseUpdate
-from archive.errors import ArchiveError, NotAuthenticated
-from search.service import search_cases
+from archive.errors import InvalidInput, ArchiveError, NotAuthenticated
+from search.query import QueryError
+from search.service import SearchRequest, search_cases
 from ui import TEMPLATES
 
 from ..deps import SESSION_USER, CasebankDep, CredentialsDep
@@ -125,7 +126,10 @@ def search_page(
         return _to_login(request)
     with cb.database.session() as session:
         user = credentials.user(session)
-        result = search_cases(session, cb.index, user, q, page=max(page, 1)) if q else None
+        try:
+            result = search_cases(session, cb.index, user, SearchRequest(q, page=max(page, 1))) if q else None
+        except QueryError as exc:
+            raise InvalidInput(str(exc)) from exc
         return templates.TemplateResponse(request, "search.html", {"user": user, "q": q, "result": result, "page": page})
 
 

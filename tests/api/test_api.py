@@ -96,8 +96,9 @@ def test_read_and_update_a_case_then_find_it(client, casebank, make_user):
     assert case["author"] == {"name": "Dr Alice", "gmc": "7000001"}
     found = client.get("/api/search", params={"q": "washout"}).json()
     assert found == {
-        "total": 1,
-        "hits": [{"case_id": case_id, "title": "Hepatocellular carcinoma in cirrhosis", "folder": case["folder"]}],
+        "total": 1, "page": 1, "size": 20, "facets": {},
+        "hits": [{"case_id": case_id, "title": "Hepatocellular carcinoma in cirrhosis", "folder": case["folder"],
+                  "snippet": "Arterially enhancing lesion with <mark>washout</mark>"}],
     }
     assert client.get("/api/search", params={"q": "carcinomas"}).json()["total"] == 1  # stemmed
 
