@@ -29,6 +29,19 @@ def age_band(dicom_age: str) -> str:
     return f"{low}-{low + 9}"
 
 
+ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})")
+
+
+def custom_number(value: object) -> float | None:
+    """A custom field's value for range filters: numbers as they are, ISO dates as YYYYMMDD."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    match = ISO_DATE.match(value) if isinstance(value, str) else None
+    return float("".join(match.groups())) if match else None
+
+
 def _number_text(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -62,6 +75,8 @@ def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None 
     sexes = [study.patient_sex.strip().upper()[:1] for study in case.studies if study.patient_sex.strip()]
     custom = [f"{name}={_number_text(value)}" for name, value in sorted((case.custom_fields or {}).items())
               if value not in (None, "", [])]
+    numbers = {name: number for name, value in (case.custom_fields or {}).items()
+               if (number := custom_number(value)) is not None}
     return CaseDocument(
         case_id=case.id,
         folder_id=case.folder_id,
@@ -86,6 +101,7 @@ def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None 
         sex=sexes[0] if sexes else "",
         age_band=ages[0] if ages else "",
         custom=tuple(custom),
+        custom_numbers=numbers,
         author=case.author_gmc or case.author_name,
         created=case.created_at,
         updated=case.updated_at,

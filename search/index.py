@@ -7,7 +7,7 @@ checks that (``tests/search/test_contract.py``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -61,6 +61,7 @@ class CaseDocument:
     sex: str = ""
     age_band: str = ""
     custom: Sequence[str] = ()  # "name=value" of each custom catalogue field
+    custom_numbers: Mapping[str, float] = field(default_factory=dict)  # number fields; dates as YYYYMMDD
     author: str = ""  # for filtering only: never returned in hits
     created: datetime | None = None
     updated: datetime | None = None

@@ -27,7 +27,7 @@ from .index import (
     SearchUnavailable,
 )
 from .query import Bool, MatchAll, Node, Term, parse
-from .results import facet_field, facet_values, grouped_filters, snippet_fields
+from .results import Range, facet_field, facet_values, grouped_filters, snippet_fields
 
 ANALYSIS = {
     "filter": {"casebank_english_stem": {"type": "snowball", "language": "English"}},
@@ -42,6 +42,7 @@ def mappings() -> dict[str, Any]:
     properties: dict[str, Any] = {
         "case_id": {"type": "long"}, "folder_id": {"type": "long"},
         "created": {"type": "long"}, "likes": {"type": "long"}, "author": {"type": "keyword", "index": True},
+        "custom_numbers": {"type": "nested", "properties": {"name": {"type": "keyword"}, "value": {"type": "double"}}},
     }
     properties.update({name: {"type": "text", "analyzer": "casebank_english"} for name in TEXT_FIELDS})
     properties.update({name: {"type": "keyword"} for name in KEYWORD_FIELDS})
@@ -146,7 +147,8 @@ class OpenSearchIndex:
         self.ensure()
         text_query = _translate(parse(query.text))
         filters: list[dict[str, Any]] = [{"terms": {"folder_id": sorted(query.folder_ids)}}]
-        filters += [{"terms": {field: values}} for field, values in grouped_filters(query.filters)]
+        filters += [_any([_range(v) if isinstance(v, Range) else {"term": {field: v}} for v in values])
+                    for field, values in grouped_filters(query.filters)]
         body: dict[str, Any] = {
             "query": {"bool": {"must": [text_query], "filter": filters}},
             "from": query.offset, "size": query.limit, "track_total_hits": True,
@@ -195,7 +197,14 @@ def _source(doc: CaseDocument) -> dict[str, Any]:
     }
     source.update(doc.text_values())
     source.update(doc.keyword_values())
+    source["custom_numbers"] = [{"name": name, "value": float(value)} for name, value in doc.custom_numbers.items()]
     return source
+
+
+def _range(bounds: Range) -> dict[str, Any]:
+    limits = {key: value for key, value in (("gte", bounds.low), ("lte", bounds.high)) if value is not None}
+    return {"nested": {"path": "custom_numbers", "query": {"bool": {"filter": [
+        {"term": {"custom_numbers.name": bounds.name}}, {"range": {"custom_numbers.value": limits}}]}}}}
 
 
 def _snippet(highlight: dict[str, list[str]]) -> str:

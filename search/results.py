@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from .index import KEYWORD_FIELDS, FacetValue
 from .query import QueryError, normalise_keyword
 
 CUSTOM_PREFIX = "custom."
+CUSTOM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 SNIPPET_FIELDS = ("findings", "history", "diagnosis", "discussion", "differential", "title", "keywords_text",
                   "codes_text", "study_description")
 """Where a snippet is looked for, in this order: the first field with a match gives it."""
@@ -26,6 +29,27 @@ def facet_field(name: str) -> str:
     return name
 
 
+NUMBER = r"-?\d+(?:\.\d+)?"
+DATE = r"\d{4}-\d{2}-\d{2}"
+RANGE = re.compile(rf"^\s*(?P<low>{NUMBER}|{DATE})?\s*\.\.\s*(?P<high>{NUMBER}|{DATE})?\s*$")
+
+
+@dataclass(frozen=True)
+class Range:
+    """``custom.NAME:LOW..HIGH`` on a number or date field, both ends inclusive, either open."""
+
+    name: str
+    low: float | None
+    high: float | None
+
+
+def range_value(text: str | None) -> float | None:
+    """A bound as indexed: numbers as they are, ISO dates as the number YYYYMMDD."""
+    if not text:
+        return None
+    return float(text.replace("-", "")) if re.fullmatch(DATE, text) else float(text)
+
+
 def filter_term(name: str, value: str) -> tuple[str, str]:
     """``(field, value)`` as stored: ``custom.NAME`` becomes ``("custom", "NAME=value")``."""
     field = facet_field(name)
@@ -34,13 +58,20 @@ def filter_term(name: str, value: str) -> tuple[str, str]:
     return field, normalise_keyword(field, value)
 
 
-def grouped_filters(filters: Iterable[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+def grouped_filters(filters: Iterable[tuple[str, str]]) -> list[tuple[str, list[str | Range]]]:
     """Filters as ``(index field, values)`` groups: values of one facet are alternatives (OR), the
-    groups are all required (AND). Each custom field is a group of its own."""
-    grouped: dict[str, tuple[str, list[str]]] = {}
+    groups are all required (AND). Each custom field is a group of its own; a custom field's
+    value ``LOW..HIGH`` is a :class:`Range` (numbers, or dates as YYYY-MM-DD)."""
+    grouped: dict[str, tuple[str, list[str | Range]]] = {}
     for name, value in filters:
         field, stored = filter_term(name, value)
-        grouped.setdefault(name, (field, []))[1].append(stored)
+        match = RANGE.match(value) if field == "custom" else None
+        if match and (match.group("low") or match.group("high")):
+            term: str | Range = Range(name[len(CUSTOM_PREFIX):], range_value(match.group("low")),
+                                      range_value(match.group("high")))
+        else:
+            term = stored
+        grouped.setdefault(name, (field, []))[1].append(term)
     return list(grouped.values())
 
 

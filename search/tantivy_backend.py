@@ -16,10 +16,10 @@ from typing import Any
 import tantivy
 
 from .index import KEYWORD_FIELDS, TEXT_FIELDS, CaseDocument, Progress, SearchHit, SearchQuery, SearchResult
-from .query import Bool, MatchAll, Node, Term, parse
-from .results import facet_field, facet_values, grouped_filters, snippet_fields
+from .query import Bool, MatchAll, Node, QueryError, Term, parse
+from .results import CUSTOM_NAME, Range, facet_field, facet_values, grouped_filters, snippet_fields
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when the schema changes: an index of another version is rebuilt (``casebank reindex``)."""
 HEAP = 100_000_000
 MAX_FACET_VALUES = 10_000
@@ -36,6 +36,7 @@ def _schema() -> tantivy.Schema:
         builder.add_text_field(name, stored=True, tokenizer_name="en_stem")
     for name in KEYWORD_FIELDS:
         builder.add_text_field(name, stored=False, tokenizer_name="raw", fast=True)
+    builder.add_json_field("custom_numbers", stored=False, fast=True)  # range filters on custom fields
     return builder.build()
 
 
@@ -109,7 +110,8 @@ class TantivyIndex:
         clauses = [(tantivy.Occur.Must, tantivy.Query.term_set_query(self.schema, "folder_id", allowed)),
                    (tantivy.Occur.Must, text_query)]
         for field, values in grouped_filters(query.filters):
-            any_of = [(tantivy.Occur.Should, self._keyword(field, value)) for value in values]
+            any_of = [(tantivy.Occur.Should, self._range(value) if isinstance(value, Range) else self._keyword(field, value))
+                      for value in values]
             clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(any_of)))
         final = tantivy.Query.boolean_query(clauses)
         searcher = self.index.searcher()
@@ -180,6 +182,13 @@ class TantivyIndex:
     def _keyword(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, field, value)
 
+    def _range(self, bounds: Range) -> tantivy.Query:
+        if not CUSTOM_NAME.match(bounds.name):
+            raise QueryError(f"custom field {bounds.name!r}: range filters need a name of letters, digits and _")
+        low = "*" if bounds.low is None else format(bounds.low, "f")
+        high = "*" if bounds.high is None else format(bounds.high, "f")
+        return self.index.parse_query(f"custom_numbers.{bounds.name}:[{low} TO {high}]")
+
     def close(self) -> None:
         pass
 
@@ -221,4 +230,6 @@ def _to_tantivy(doc: CaseDocument) -> tantivy.Document:
     }
     fields.update(doc.text_values())
     fields.update({name: values for name, values in doc.keyword_values().items() if values})
+    if doc.custom_numbers:
+        fields["custom_numbers"] = {name: float(value) for name, value in doc.custom_numbers.items()}
     return tantivy.Document(**fields)

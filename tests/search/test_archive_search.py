@@ -144,3 +144,30 @@ def test_snomed_synonyms_and_is_a_closure_are_searchable(casebank, make_user, tm
         assert titles(filter=f"code:SCT|{DISEASE}") == ["Arterial phase liver mass", "Consolidation"]
         facet = client.get("/api/search", params={"facet": "snomed"}).json()["facets"]["snomed"]
         assert {f["value"]: f["label"] for f in facet} == {HCC: "Hepatocellular carcinoma", PNEUMONIA: "Pneumonia"}
+
+
+def test_custom_catalogue_fields_are_facets_and_ranges_after_an_edit(casebank, make_user):
+    make_user("alice")
+    cases_arrive(casebank, [teaching_case("Renal mass", "Renal cell carcinoma"), teaching_case("Renal cyst", "Bosniak I")])
+    with TestClient(create_app(casebank)) as client:
+        login(client, "alice")
+        ids = {h["title"]: h["case_id"] for h in client.get("/api/search").json()["hits"]}
+        for title, fields in (("Renal mass", {"size_mm": 42, "seen": "2024-03-01", "exam": "FRCR 2B"}),
+                              ("Renal cyst", {"size_mm": 18.5, "seen": "2023-11-20", "exam": "none"})):
+            assert client.patch(f"/api/cases/{ids[title]}", json={"custom_fields": fields}).status_code == 200
+
+        def titles(*filters: str) -> list[str]:
+            return sorted(h["title"] for h in client.get("/api/search", params={"filter": list(filters)}).json()["hits"])
+
+        assert titles("custom.size_mm:20..") == ["Renal mass"]
+        assert titles("custom.seen:..2023-12-31") == ["Renal cyst"]
+        assert titles("custom.exam:FRCR 2B") == ["Renal mass"]
+        facet = client.get("/api/search", params={"facet": "custom.exam"}).json()["facets"]["custom.exam"]
+        assert facet == [{"value": "FRCR 2B", "count": 1, "label": ""}, {"value": "none", "count": 1, "label": ""}]
+
+
+def test_age_bands_and_custom_numbers_in_the_document():
+    from search.document import age_band, custom_number
+
+    assert [age_band(a) for a in ("045Y", "003M", "090Y", "009Y", "bad")] == ["40-49", "0-9", "90+", "0-9", ""]
+    assert [custom_number(v) for v in (42, 18.5, "2024-03-01", "FRCR", True)] == [42.0, 18.5, 20240301.0, None, None]

@@ -27,16 +27,18 @@ CORPUS = [
                  codes=HCC_CODES, code_texts=("Hepatocellular carcinoma", "Hepatoma", "Liver cell carcinoma"),
                  icd10=("C22.0",), icd10_chapters=("II",), icd10_blocks=("C15-C26",), snomed=("25370001",),
                  modalities=("CT",), body_parts=("ABDOMEN",), sex="M", age_band="60-69",
-                 custom=("grade=advanced", "teaching_set=FRCR"), created=when(2023, 5), likes=7),
+                 custom=("grade=advanced", "teaching_set=FRCR", "size_mm=34", "diagnosed=2023-04-12"),
+                 custom_numbers={"size_mm": 34, "diagnosed": 20230412}, created=when(2023, 5), likes=7),
     CaseDocument(2, 10, "Liver abscess", findings="Rim enhancing collections in the liver",
                  discussion="Unlike a hepatoma, an abscess has a rim", keywords=("liver",),
                  modalities=("CT", "US"), body_parts=("ABDOMEN",), sex="F", age_band="40-49",
-                 custom=("grade=basic",), created=when(2024, 2), likes=2),
+                 custom=("grade=basic", "size_mm=12"), custom_numbers={"size_mm": 12}, created=when(2024, 2), likes=2),
     CaseDocument(3, 20, "Hepatic metastases", findings="Multiple cancers spread to the liver",
                  codes=("ICD10|C78", "ICD10|C78.7", "ICD10|C76-C80", "ICD10|C00-C97", "ICD10|II"),
                  icd10=("C78.7",), icd10_chapters=("II",), icd10_blocks=("C76-C80",),
                  modalities=("MR",), body_parts=("ABDOMEN",), sex="F", age_band="60-69",
-                 custom=("grade=advanced",), created=when(2024, 8), likes=12),
+                 custom=("grade=advanced", "size_mm=50.5", "diagnosed=2024-01-01"),
+                 custom_numbers={"size_mm": 50.5, "diagnosed": 20240101}, created=when(2024, 8), likes=12),
     CaseDocument(4, 20, "Right lower lobe pneumonia", findings="Consolidation with air bronchograms",
                  diagnosis="Pneumonia", codes=("ICD10|J18", "ICD10|J18.9", "ICD10|J09-J18", "ICD10|X",
                                                "SNOMED|233604007", "SNOMED|64572001"),
@@ -103,6 +105,17 @@ def test_filters_on_facet_fields_combine(index):
     assert ids(index, filters=(("modality", "ct"), ("sex", "F"))) == {2, 5}  # AND across fields
     assert ids(index, "liver", filters=(("custom.grade", "advanced"),)) == {1, 3}
     assert ids(index, filters=(("year", "2024"),)) == {2, 3}
+
+
+def test_number_and_date_custom_fields_filter_by_range(index):
+    assert ids(index, filters=(("custom.size_mm", "10..40"),)) == {1, 2}
+    assert ids(index, filters=(("custom.size_mm", "..20"),)) == {2}
+    assert ids(index, filters=(("custom.size_mm", "40.."),)) == {3}
+    assert ids(index, filters=(("custom.size_mm", "50.5..50.5"),)) == {3}
+    assert ids(index, filters=(("custom.diagnosed", "2024-01-01.."),)) == {3}
+    assert ids(index, filters=(("custom.size_mm", "..20"), ("custom.size_mm", "45.."))) == {2, 3}  # OR
+    assert ids(index, filters=(("custom.size_mm", "..40"), ("custom.diagnosed", "2023-01-01..2023-12-31"))) == {1}
+    assert ids(index, filters=(("custom.size_mm", "12"),)) == {2}  # a plain value is an exact match
 
 
 def test_hierarchy_filters_find_descendants(index):
@@ -200,7 +213,7 @@ def test_backends_agree_on_every_query(tmp_path, request):
         SearchQuery(ALL, text, filters=filters, facets=("modality", "icd10_chapter", "custom.grade", "year"), limit=100)
         for text in ("", "liver", "cancers", "hepato*", "pnemonia~", "liver NOT cirrhosis", '"small bowel"',
                      "diagnosis:hepatoma", "abscess OR pneumonia")
-        for filters in ((), (("modality", "CT"),), (("code", "ICD10|II"),))
+        for filters in ((), (("modality", "CT"),), (("code", "ICD10|II"),), (("custom.size_mm", "20.."),))
     ]
     for query in queries:
         answers = [backend.search(query) for backend in backends]
