@@ -221,3 +221,16 @@ def test_backends_agree_on_every_query(tmp_path, request):
         for kind, answer in zip(BACKENDS[1:], answers[1:], strict=True):
             assert {h.case_id for h in answer.hits} == {h.case_id for h in first.hits}, (kind, query)
             assert answer.total == first.total and answer.facets == first.facets, (kind, query)
+
+
+def test_opensearch_reindex_swaps_the_alias_to_a_new_index(request, tmp_path):
+    """No downtime: the alias moves in one request to a fully loaded index; the old one is dropped."""
+    index = open_backend("osmem", tmp_path, request)
+    index.upsert(CORPUS)
+    [before] = list(index.client.indices.get_alias(name=index.alias))
+    assert index.rebuild(iter(CORPUS[:3])) == 3
+    [after] = list(index.client.indices.get_alias(name=index.alias))
+    assert after != before and not index.client.indices.exists(index=before)
+    assert ids(index) == {1, 2, 3}
+    template = index.client.indices.get_index_template(name=index.alias)["index_templates"][0]
+    assert template["index_template"]["index_patterns"] == [f"{index.alias}-*"]
