@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -16,6 +16,7 @@ from search.service import SearchRequest, search_cases
 from ui import TEMPLATES
 
 from ..deps import SESSION_USER, CasebankDep, CredentialsDep
+from .search import render_result
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
@@ -118,19 +119,45 @@ def case_edit(
     return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
 
+SEARCH_FACETS = ("modality", "body_part", "icd10_chapter", "icd10_block", "snomed", "folder", "year", "sex",
+                 "age_band", "keyword")
+FACET_TITLES = {"modality": "Modality", "body_part": "Body part", "icd10_chapter": "ICD-10 chapter",
+                "icd10_block": "ICD-10 block", "snomed": "SNOMED CT", "folder": "Folder", "year": "Year",
+                "sex": "Sex", "age_band": "Age", "keyword": "Keyword"}
+
+
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
-    request: Request, cb: CasebankDep, credentials: CredentialsDep, q: str = "", page: int = 1
+    request: Request, cb: CasebankDep, credentials: CredentialsDep, q: str = "", page: int = 1,
+    sort: str = "relevance", filter: list[str] = Query([]),  # noqa: A002
 ) -> Response:
+    """Query box, facet sidebar with counts, active filters as removable chips, snippets, sort, paging."""
     if not credentials.present:
         return _to_login(request)
+    page = max(page, 1)
     with cb.database.session() as session:
         user = credentials.user(session)
         try:
-            result = search_cases(session, cb.index, user, SearchRequest(q, page=max(page, 1))) if q else None
+            found = search_cases(session, cb.index, user, SearchRequest(q, tuple(filter), SEARCH_FACETS, sort, page))
         except QueryError as exc:
             raise InvalidInput(str(exc)) from exc
-        return templates.TemplateResponse(request, "search.html", {"user": user, "q": q, "result": result, "page": page})
+        result = render_result(session, cb, found, page, 20)
+
+    def url(*, add: str | None = None, remove: str | None = None, to_page: int = 1, to_sort: str | None = None) -> str:
+        filters = [f for f in filter if f != remove] + ([add] if add and add not in filter else [])
+        params = [("q", q)] if q else []
+        params += [("filter", f) for f in filters]
+        if (to_sort or sort) != "relevance":
+            params.append(("sort", to_sort or sort))
+        if to_page > 1:
+            params.append(("page", str(to_page)))
+        return "/search" + ("?" + urlencode(params) if params else "")
+
+    labels = {f"{v_name}:{v.value}": v.label or v.value for v_name, values in result.facets.items() for v in values}
+    return templates.TemplateResponse(request, "search.html", {
+        "user": user, "q": q, "result": result, "page": page, "sort": sort, "filters": list(filter), "url": url,
+        "facet_titles": FACET_TITLES, "labels": labels, "pages": max(1, -(-result.total // 20)),
+    })
 
 
 def render_error(request: Request, status: int, title: str, exc: ArchiveError) -> Response:

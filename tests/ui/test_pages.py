@@ -88,3 +88,22 @@ def test_search_page_finds_by_stemmed_words(client, casebank, make_user):
     assert "1 case for" in page
     assert re.search(rf'href="/cases/{case_id}">Multiple pulmonary nodules<', page)
     assert "0 cases for" in client.get("/search", params={"q": "fracture"}).text
+
+
+def test_search_page_has_facets_removable_filter_chips_snippets_and_sort(client, casebank, make_user):
+    import html as html_lib
+
+    make_user("alice")
+    make_case(casebank, "alice", title="Liver abscess", findings="Rim enhancing collection", keywords=["liver"])
+    make_case(casebank, "alice", title="Hepatic cyst", findings="Simple cyst", keywords=["liver", "benign"])
+    page_login(client, "alice")
+    page = client.get("/search", params={"q": "liver OR hepatic"}).text
+    assert "2 cases for" in page and 'data-facet="keyword"' in page
+    benign = html_lib.unescape(re.search(r'href="(/search\?[^"]*filter=keyword%3Abenign[^"]*)"', page).group(1))
+    narrowed = client.get(benign).text
+    assert "1 case for" in narrowed and "Hepatic cyst" in narrowed and "Liver abscess" not in narrowed
+    chip = html_lib.unescape(re.search(r'<a class="chip" href="([^"]+)"', narrowed).group(1))
+    assert "filter" not in chip and "2 cases for" in client.get(chip).text  # the chip removes the filter
+    snippet = client.get("/search", params={"q": "collection"}).text
+    assert '<p class="snippet">Rim enhancing <mark>collection</mark></p>' in snippet
+    assert '<option value="date" selected>' in client.get("/search", params={"q": "liver", "sort": "date"}).text
