@@ -14,6 +14,8 @@ from .index import CaseDocument
 if TYPE_CHECKING:
     from terminology import Terminology
 
+NON_IMAGE_MODALITIES = frozenset({"KO", "SR", "PR", "DOC", "REG", "SEG", "RWV", "AU", "ECG"})
+"""Manifests, reports and other non-image series: not what "modality" means to a radiologist."""
 AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 
 
@@ -94,7 +96,7 @@ def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None 
         icd10_blocks=tuple(sorted(blocks)),
         snomed=tuple(sorted(by_system["SNOMED"])),
         acr=tuple(sorted(by_system["ACR"])),
-        modalities=tuple(sorted({s.modality.upper() for s in series if s.modality})),
+        modalities=tuple(sorted({s.modality.upper() for s in series if s.modality} - NON_IMAGE_MODALITIES)),
         body_parts=tuple(sorted({s.body_part.upper() for s in series if s.body_part})),
         procedure_codes=tuple(sorted({st.procedure_code for st in case.studies if st.procedure_code})),
         study_descriptions=tuple(s.description for s in case.studies if s.description),

@@ -55,6 +55,8 @@ def test_search_api_filters_facets_and_permissions(casebank, make_user):
         assert "author" not in answer["hits"][0]
         everything = client.get("/api/search", params={"facet": ["modality", "icd10_chapter", "icd10_block"]}).json()
         assert everything["total"] == 2
+        # the manifest (KO) and report (SR) series are not modalities a radiologist filters by
+        assert {f["value"]: f["count"] for f in everything["facets"]["modality"]} == {"CT": 1, "MR": 1}
         chapters = {f["value"]: f for f in everything["facets"]["icd10_chapter"]}
         assert set(chapters) == {"II", "X"} and chapters["II"]["count"] == 1 and chapters["II"]["label"]
         block = client.get("/api/search", params={"filter": "code:I10|C15-C26"}).json()  # a block finds C22.0
