@@ -204,3 +204,55 @@ def restrict_senders(
             session.add(SenderRestriction(folder_id=folder.id, kind=kind, value=value))
     audit.record(session, actor, "folder.senders_restricted", "folder", folder.id,
                  gmc=list(gmc_numbers), ae=list(calling_aes))
+
+
+@dataclass(frozen=True)
+class Share:
+    """One user's grant on a folder, as the share dialog lists it."""
+
+    user_id: int
+    username: str
+    display_name: str
+    rights: Rights
+
+
+def shares_of(session: Session, actor: User, folder: Folder) -> list[Share]:
+    """Who holds a grant on `folder` itself; only its editors may see the list."""
+    require(session, actor, folder, "edit")
+    rows = session.execute(
+        select(FolderGrant, User).join(User, User.id == FolderGrant.user_id).where(FolderGrant.folder_id == folder.id)
+    ).all()
+    return sorted(
+        (Share(u.id, u.username, u.display_name or u.username, Rights(g.can_view or g.can_edit, g.can_edit, g.can_send))
+         for g, u in rows),
+        key=lambda s: s.username,
+    )
+
+
+def revoke(session: Session, actor: User, folder: Folder, grantee: User) -> None:
+    """Take away every right `grantee` was given on `folder` (rights inherited from above stay)."""
+    require(session, actor, folder, "edit")
+    row = session.scalar(
+        select(FolderGrant).where(FolderGrant.folder_id == folder.id, FolderGrant.user_id == grantee.id)
+    )
+    if row is not None:
+        session.delete(row)
+        session.flush()
+        audit.record(session, actor, "folder.revoked", "folder", folder.id, grantee=grantee.username)
+
+
+def allowed_senders(session: Session, folder: Folder, kind: SenderKind = SenderKind.GMC) -> list[str]:
+    """GMC numbers (or calling AE titles) allowed to send to `folder`; empty when anyone with the
+    send right may."""
+    return list(session.scalars(
+        select(SenderRestriction.value)
+        .where(SenderRestriction.folder_id == folder.id, SenderRestriction.kind == kind)
+        .order_by(SenderRestriction.value)
+    ))
+
+
+def subfolders(session: Session, user: User, folder: Folder) -> list[Folder]:
+    """The sub-folders of `folder` that `user` may view."""
+    tree = _FolderTree(session, user)
+    return sorted((f for f in tree.folders.values() if f.parent_id == folder.id and tree.rights(f.id).view),
+                  key=lambda f: f.name.lower())

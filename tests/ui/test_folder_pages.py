@@ -1,0 +1,81 @@
+"""The folder page: share dialog (view / edit / send, senders by GMC), sub-folders, storage limits."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from archive import folders, users
+from archive.models import AuditEvent, Folder
+
+from .test_pages import make_case, page_login
+
+
+def folder_id_of(casebank, username: str) -> int:
+    with casebank.database.session() as session:
+        return folders.personal_folder(session, users.get_user(session, username)).id
+
+
+def test_sharing_a_folder_lets_one_user_view_but_not_edit_and_shows_nothing_to_a_third(client, casebank, make_user):
+    make_user("alice"), make_user("bob"), make_user("carol")
+    case_id = make_case(casebank, "alice", title="Tension pneumothorax")
+    folder_id = folder_id_of(casebank, "alice")
+
+    page_login(client, "alice")
+    page = client.get(f"/folders/{folder_id}").text
+    assert "Tension pneumothorax" in page and "Not shared with anyone yet." in page
+    shared = client.post(f"/folders/{folder_id}/shares", data={"username": "bob", "right": "view"}, follow_redirects=False)
+    assert shared.status_code == 303
+    assert '<tr data-user="bob"><td>Dr Bob <small>(bob)</small></td>\n        <td>view</td>' in client.get(f"/folders/{folder_id}").text
+
+    page_login(client, "bob")
+    assert f'href="/folders/{folder_id}"' in client.get("/").text
+    bob_view = client.get(f"/folders/{folder_id}")
+    assert bob_view.status_code == 200 and "Tension pneumothorax" in bob_view.text
+    assert 'id="share"' not in bob_view.text  # no share dialog without the edit right
+    assert client.get(f"/cases/{case_id}").status_code == 200
+    edit = client.post(f"/cases/{case_id}", data={"title": "Changed by bob"}, headers={"accept": "text/html"})
+    assert edit.status_code == 403
+    assert client.post(f"/folders/{folder_id}/shares", data={"username": "carol"}, headers={"accept": "text/html"}).status_code == 403
+
+    page_login(client, "carol")
+    assert "Tension pneumothorax" not in client.get("/").text
+    assert client.get(f"/folders/{folder_id}", headers={"accept": "text/html"}).status_code in (403, 404)
+    assert client.get(f"/cases/{case_id}", headers={"accept": "text/html"}).status_code == 403
+
+    page_login(client, "alice")
+    client.post(f"/folders/{folder_id}/shares/bob/revoke")
+    page_login(client, "bob")
+    assert client.get(f"/cases/{case_id}", headers={"accept": "text/html"}).status_code == 403
+    with casebank.database.session() as session:
+        actions = [e.action for e in session.scalars(select(AuditEvent).where(AuditEvent.object_type == "folder"))]
+    assert "folder.granted" in actions and "folder.revoked" in actions
+
+
+def test_editors_make_sub_folders_and_restrict_senders_by_gmc(client, casebank, make_user):
+    make_user("alice")
+    folder_id = folder_id_of(casebank, "alice")
+    page_login(client, "alice")
+    made = client.post(f"/folders/{folder_id}/subfolders", data={"name": "Chest", "kind": "ldm"}, follow_redirects=False)
+    child = int(made.headers["location"].rsplit("/", 1)[1])
+    assert "Chest" in client.get(f"/folders/{folder_id}").text and "/alice/Chest" in client.get("/").text
+    client.post(f"/folders/{child}/senders", data={"gmc": "1234567, 7654321"})
+    assert "1234567, 7654321" in client.get(f"/folders/{child}").text
+    with casebank.database.session() as session:
+        assert folders.allowed_senders(session, session.get(Folder, child)) == ["1234567", "7654321"]
+    bad = client.post(f"/folders/{child}/senders", data={"gmc": "12ab"}, headers={"accept": "text/html"})
+    assert bad.status_code == 422 and "GMC numbers have 7 digits: 12ab" in bad.text
+
+
+def test_only_admins_set_storage_limits_and_everyone_sees_usage(client, casebank, make_user):
+    make_user("alice"), make_user("root", admin=True)
+    folder_id = folder_id_of(casebank, "alice")
+    page_login(client, "alice")
+    assert "MB used" in client.get(f"/folders/{folder_id}").text and 'id="limit"' not in client.get(f"/folders/{folder_id}").text
+    refused = client.post(f"/folders/{folder_id}/limit", data={"limit_mb": "10"}, headers={"accept": "text/html"})
+    assert refused.status_code == 403
+    page_login(client, "root")
+    client.post(f"/folders/{folder_id}/limit", data={"limit_mb": "10", "hard": "true"})
+    assert "of 10 MB (hard limit)" in client.get(f"/folders/{folder_id}").text
+    with casebank.database.session() as session:
+        folder = session.get(Folder, folder_id)
+        assert folder.storage_limit_bytes == 10 * 1024 * 1024 and folder.limit_is_hard
