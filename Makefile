@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= casebank-data
 
-.PHONY: run test venv debian-packages clean
+.PHONY: run test venv viewer debian-packages clean
 
 $(BIN)/casebank: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,14 +14,30 @@ $(BIN)/casebank: pyproject.toml
 
 venv: $(BIN)/casebank
 
+# The browser viewer (Cornerstone3D from npm, bundled by Vite into ui/static/viewer/): installed
+# again when the lock file changes, rebuilt when a source is newer than the bundle.
+VIEWER         := ui/viewer
+VIEWER_BUNDLE  := ui/static/viewer/viewer.js
+VIEWER_MODULES := $(VIEWER)/node_modules/.package-lock.json
+
+$(VIEWER_MODULES): $(VIEWER)/package.json $(VIEWER)/package-lock.json
+	cd $(VIEWER) && npm ci --no-audit --no-fund
+	touch $@
+
+$(VIEWER_BUNDLE): $(VIEWER_MODULES) $(VIEWER)/vite.config.js $(wildcard $(VIEWER)/src/*)
+	cd $(VIEWER) && npm run build
+	touch $@
+
+viewer: $(VIEWER_BUNDLE)
+
 debian-packages:
 	scripts/ensure-debian-packages
 
-run: venv
+run: venv viewer
 	$(BIN)/casebank demo --data $(DATA) --http 127.0.0.1:8000
 
-test: venv debian-packages
+test: venv debian-packages viewer
 	TCP_NODELAY=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache ui/static/viewer $(VIEWER)/node_modules

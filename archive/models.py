@@ -207,6 +207,10 @@ class Series(Base):
     modality: Mapped[str] = mapped_column(String(16), default="")
     body_part: Mapped[str] = mapped_column(String(64), default="")
     description: Mapped[str] = mapped_column(String(200), default="")
+    # how the series opens in the viewer for everyone, saved by an editor (archive.display)
+    default_window_center: Mapped[float | None] = mapped_column(Float)
+    default_window_width: Mapped[float | None] = mapped_column(Float)
+    default_crop: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     study: Mapped[Study] = relationship(back_populates="series")
     instances: Mapped[list[Instance]] = relationship(

@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from archive import cases, folders, users
 from archive.cases import CaseUpdate
+from archive.display import NON_IMAGE_MODALITIES
 from archive.errors import InvalidInput, ArchiveError, NotAuthenticated
 from search.query import QueryError
 from search.service import SearchRequest, search_cases
@@ -20,7 +21,7 @@ from .search import render_result
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
-templates.env.globals["NON_IMAGE_MODALITIES"] = ("SR", "KO", "PR", "DOC", "REG")  # documents, not pictures
+templates.env.globals["NON_IMAGE_MODALITIES"] = NON_IMAGE_MODALITIES
 
 
 def _to_login(request: Request) -> RedirectResponse:
