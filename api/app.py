@@ -9,7 +9,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from ui import STATIC
 
 from . import problems
-from .routes import auth, case_extras, cases, dicomweb, dicomweb_read, folder_pages, folders, health, pages, quarantine, search, terminology, viewer
+from .routes import auth, case_extras, case_pages, cases, dicomweb, dicomweb_read, folder_pages, folders, health, pages, quarantine, search, terminology, viewer
 from .runtime import Casebank
 
 SESSION_MAX_AGE = 12 * 3600  # one working day
@@ -34,7 +34,7 @@ def create_app(casebank: Casebank) -> FastAPI:
         https_only=False,
     )
     problems.install(app, html_error_page=pages.render_error)
-    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, folder_pages, pages):
+    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, folder_pages, case_pages, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from archive import cases, folders, users
+from archive import case_extras, cases, folders, users
 from archive.cases import CaseUpdate
 from archive.display import NON_IMAGE_MODALITIES
 from archive.errors import InvalidInput, ArchiveError, NotAuthenticated
@@ -17,6 +17,7 @@ from search.service import SearchRequest, search_cases
 from ui import TEMPLATES
 
 from ..deps import SESSION_USER, CasebankDep, CredentialsDep
+from .case_pages import CODE_SYSTEMS
 from .search import render_result
 
 router = APIRouter(include_in_schema=False)
@@ -88,10 +89,13 @@ def case_page(case_id: int, request: Request, cb: CasebankDep, credentials: Cred
         user = credentials.user(session)
         case = cases.get_case(session, user, case_id)
         rights = folders.rights_on(session, user, case.folder)
-        return templates.TemplateResponse(
-            request, "case.html",
-            {"user": user, "case": case, "rights": rights, "path": folders.folder_path(session, case.folder)},
-        )
+        return templates.TemplateResponse(request, "case.html", {
+            "user": user, "case": case, "rights": rights, "path": folders.folder_path(session, case.folder),
+            "likes": case_extras.likes(session, user, case_id),
+            "attachments": case_extras.list_attachments(session, user, case_id),
+            "history": case_extras.history(session, user, case_id) if rights.edit else [],
+            "code_systems": CODE_SYSTEMS,
+        })
 
 
 @router.post("/cases/{case_id}", response_class=HTMLResponse)

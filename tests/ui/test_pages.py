@@ -107,3 +107,43 @@ def test_search_page_has_facets_removable_filter_chips_snippets_and_sort(client,
     snippet = client.get("/search", params={"q": "collection"}).text
     assert '<p class="snippet">Rim enhancing <mark>collection</mark></p>' in snippet
     assert '<option value="date" selected>' in client.get("/search", params={"q": "liver", "sort": "date"}).text
+
+
+def test_case_page_likes_codes_from_the_terminology_attachments_and_history(client, casebank, make_user):
+    import io
+
+    from PIL import Image
+
+    make_user("alice"), make_user("bob")
+    case_id = make_case(casebank, "alice", title="Liver lesion")
+    with casebank.database.session() as session:
+        alice = users.get_user(session, "alice")
+        folders.grant(session, alice, folders.personal_folder(session, alice), users.get_user(session, "bob"), view=True)
+    page_login(client, "alice")
+    client.post(f"/cases/{case_id}/like")
+    assert '<span class="like-count">1</span>' in client.get(f"/cases/{case_id}").text
+
+    # the autocomplete offers ICD-10 terms; the form posts what it filled in
+    suggestion = client.get("/api/terminology/ICD10/suggest", params={"q": "liver cell"}).json()[0]
+    assert suggestion["code"] == "C22.0"
+    client.post(f"/cases/{case_id}/codes", data={"system": "ICD10", "code": f"{suggestion['code']} {suggestion['display']}"})
+    page = client.get(f"/cases/{case_id}").text
+    assert "<code>ICD10 C22.0</code> Malignant neoplasm: Liver cell carcinoma" in page
+    unknown = client.post(f"/cases/{case_id}/codes", data={"system": "ICD10", "code": "Q99.99.9"}, headers={"accept": "text/html"})
+    assert unknown.status_code == 422 and "has no code" in unknown.text
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (200, 80, 120)).save(buffer, format="JPEG")
+    client.post(f"/cases/{case_id}/attachments", files={"file": ("histology.jpg", buffer.getvalue(), "image/jpeg")})
+    page = client.get(f"/cases/{case_id}").text
+    assert 'alt="histology.jpg" class="attachment-thumb"' in page
+    assert "History (" in page and "attachment added histology.jpg" in page and "updated (codes)" in page
+
+    page_login(client, "bob")  # a viewer: sees codes and attachments, no editing, no history
+    page = client.get(f"/cases/{case_id}").text
+    assert "ICD10 C22.0" in page and "histology.jpg" in page
+    assert 'class="inline-form code-form"' not in page and "History (" not in page
+    assert client.post(f"/cases/{case_id}/codes", data={"system": "ICD10", "code": "C22.0"},
+                       headers={"accept": "text/html"}).status_code == 403
+    client.post(f"/cases/{case_id}/like")
+    assert '<span class="like-count">2</span>' in client.get(f"/cases/{case_id}").text
