@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, selectinload
 from terminology import canonical_system
 
 from . import audit
+from .catalogue import checked_values
 from .db import mark_case_changed
 from .errors import NotFound
 from .folders import get_folder, require
@@ -86,6 +87,8 @@ def update_case(session: Session, user: User, case_id: int, update: CaseUpdate) 
             case.codes = [CodedEntry(system=c.system, code=c.code, display=c.display) for c in value]
         elif field.name == "keywords":
             case.keywords = [k.strip() for k in value if k.strip()]
+        elif field.name == "custom_fields":
+            case.custom_fields = checked_values(session, case.folder, dict(value))
         else:
             setattr(case, field.name, value)
         changed.append(field.name)

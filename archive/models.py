@@ -372,3 +372,24 @@ class SearchPending(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(Integer, index=True)  # no foreign key: deletions are queued too
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FieldType(str, enum.Enum):
+    KEYWORD = "keyword"
+    NUMBER = "number"
+    DATE = "date"
+
+
+class CatalogueField(Base):
+    """One of a folder's custom catalogue fields; sub-folders inherit their ancestors' fields."""
+
+    __tablename__ = "catalogue_fields"
+    __table_args__ = (UniqueConstraint("folder_id", "name", name="uq_catalogue_field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[FieldType] = mapped_column(Enum(FieldType, native_enum=False, length=16))
+    choices: Mapped[list[str]] = mapped_column(default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, UploadFile
+from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
 from archive import case_extras, cases, folders
@@ -64,6 +64,16 @@ def remove_code(case_id: int, cb: CasebankDep, credentials: CredentialsDep,
         kept = [Code(c.system, c.code, c.display) for c in case.codes if not (c.system == system and c.code == code)]
         cases.update_case(session, user, case_id, CaseUpdate(codes=kept))
     return _back(case_id, "#codes")
+
+
+@router.post("/cases/{case_id}/custom")
+async def save_custom_fields(case_id: int, request: Request, cb: CasebankDep, credentials: CredentialsDep) -> Response:
+    """The folder's catalogue fields, posted as ``cf_NAME``; the domain checks and types them."""
+    form = await request.form()
+    values = {key[3:]: str(value) for key, value in form.items() if key.startswith("cf_")}
+    with cb.database.session() as session:
+        cases.update_case(session, credentials.user(session), case_id, CaseUpdate(custom_fields=values))
+    return _back(case_id, "#custom")
 
 
 @router.post("/cases/{case_id}/attachments")

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from archive import cases, folders, quota, users
+from archive import catalogue, cases, folders, quota, users
 from archive.errors import InvalidInput
-from archive.models import FolderKind, SenderKind
+from archive.models import FieldType, FolderKind, SenderKind
 
 from ..deps import CasebankDep, CredentialsDep
 from .pages import _to_login, templates
@@ -41,6 +41,10 @@ def folder_page(folder_id: int, request: Request, cb: CasebankDep, credentials: 
             "usage_mb": quota.folder_usage(session, folder.id) / MB,
             "limit_mb": folder.storage_limit_bytes / MB if folder.storage_limit_bytes else None,
             "kinds": [k for k in FolderKind if k not in (FolderKind.PERSONAL, FolderKind.INBOX)],
+            "own_fields": catalogue.own_fields(session, folder),
+            "inherited": [f for f in catalogue.fields_of(session, folder)
+                          if f.name not in {o.name for o in catalogue.own_fields(session, folder)}],
+            "field_types": list(FieldType), "max_fields": catalogue.MAX_FIELDS,
         }
         return templates.TemplateResponse(request, "folder.html", context)
 
@@ -95,6 +99,27 @@ def add_subfolder(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, 
         child = folders.create_folder(session, actor, name, folder_kind, parent=parent)
         child_id = child.id
     return _back(child_id)
+
+
+@router.post("/folders/{folder_id}/catalogue")
+def define_catalogue(folder_id: int, cb: CasebankDep, credentials: CredentialsDep,
+                     name: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI reads it, never mutates it)
+                     label: Annotated[list[str], Form()] = [],  # noqa: B006
+                     type: Annotated[list[str], Form()] = [],  # noqa: A002, B006
+                     choices: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
+    """The folder's own catalogue fields, one form row each; rows without a name are dropped."""
+    rows = zip(name, label + [""] * len(name), type + ["keyword"] * len(name), choices + [""] * len(name), strict=False)
+    try:
+        definitions = [
+            catalogue.FieldDefinition(n.strip(), FieldType(t), l.strip(), tuple(c.split(",")) if c.strip() else ())
+            for n, l, t, c in rows if n.strip()
+        ]
+    except ValueError as exc:
+        raise InvalidInput(f"unknown field type: {exc}") from exc
+    with cb.database.session() as session:
+        actor = credentials.user(session)
+        catalogue.define_fields(session, actor, folders.get_folder(session, actor, folder_id), definitions)
+    return _back(folder_id, "#catalogue")
 
 
 @router.post("/folders/{folder_id}/limit")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from archive import case_extras, cases, folders, users
+from archive import case_extras, cases, catalogue, folders, users
 from archive.cases import CaseUpdate
 from archive.display import NON_IMAGE_MODALITIES
 from archive.errors import InvalidInput, ArchiveError, NotAuthenticated
@@ -95,6 +95,7 @@ def case_page(case_id: int, request: Request, cb: CasebankDep, credentials: Cred
             "attachments": case_extras.list_attachments(session, user, case_id),
             "history": case_extras.history(session, user, case_id) if rights.edit else [],
             "code_systems": CODE_SYSTEMS,
+            "catalogue": catalogue.fields_of(session, case.folder),
         })
 
 

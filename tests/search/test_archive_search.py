@@ -149,8 +149,17 @@ def test_snomed_synonyms_and_is_a_closure_are_searchable(casebank, make_user, tm
 
 
 def test_custom_catalogue_fields_are_facets_and_ranges_after_an_edit(casebank, make_user):
-    make_user("alice")
+    from archive import catalogue
+    from archive.catalogue import FieldDefinition
+    from archive.models import FieldType
+
+    alice = make_user("alice")
     cases_arrive(casebank, [teaching_case("Renal mass", "Renal cell carcinoma"), teaching_case("Renal cyst", "Bosniak I")])
+    with casebank.database.session() as session:
+        folder = folders.personal_folder(session, session.get(type(alice), alice.id))
+        catalogue.define_fields(session, session.get(type(alice), alice.id), folder, [
+            FieldDefinition("size_mm", FieldType.NUMBER), FieldDefinition("seen", FieldType.DATE),
+            FieldDefinition("exam", FieldType.KEYWORD, choices=("FRCR 2B", "none"))])
     with TestClient(create_app(casebank)) as client:
         login(client, "alice")
         ids = {h["title"]: h["case_id"] for h in client.get("/api/search").json()["hits"]}

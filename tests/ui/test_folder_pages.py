@@ -79,3 +79,25 @@ def test_only_admins_set_storage_limits_and_everyone_sees_usage(client, casebank
     with casebank.database.session() as session:
         folder = session.get(Folder, folder_id)
         assert folder.storage_limit_bytes == 10 * 1024 * 1024 and folder.limit_is_hard
+
+
+def test_catalogue_fields_defined_on_the_folder_page_are_filled_on_the_case_page(client, casebank, make_user):
+    make_user("alice"), make_user("bob")
+    folder_id = folder_id_of(casebank, "alice")
+    case_id = make_case(casebank, "alice", title="Renal mass")
+    page_login(client, "alice")
+    client.post(f"/folders/{folder_id}/catalogue", data={
+        "name": ["grade", "size_mm", ""], "label": ["Level", "", ""], "type": ["keyword", "number", "date"],
+        "choices": ["basic, advanced", "", ""]})
+    assert 'value="grade"' in client.get(f"/folders/{folder_id}").text
+    page = client.get(f"/cases/{case_id}").text
+    assert '<select name="cf_grade">' in page and 'name="cf_size_mm" inputmode="decimal"' in page
+    client.post(f"/cases/{case_id}/custom", data={"cf_grade": "advanced", "cf_size_mm": "42"})
+    assert client.get(f"/api/cases/{case_id}").json()["custom_fields"] == {"grade": "advanced", "size_mm": 42}
+    bad = client.post(f"/cases/{case_id}/custom", data={"cf_size_mm": "large"}, headers={"accept": "text/html"})
+    assert bad.status_code == 422 and "size_mm: &#39;large&#39; is not a number" in bad.text
+    found = client.get("/api/search", params={"filter": ["custom.grade:advanced", "custom.size_mm:40..50"]}).json()
+    assert [h["case_id"] for h in found["hits"]] == [case_id]
+    bad_field = client.post(f"/folders/{folder_id}/catalogue", data={"name": ["Bad Name"], "type": ["keyword"]},
+                            headers={"accept": "text/html"})
+    assert bad_field.status_code == 422
