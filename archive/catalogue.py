@@ -117,3 +117,15 @@ def _typed(definition: FieldDefinition, value: object) -> object:
     if definition.choices and text not in definition.choices:
         raise InvalidInput(f"{name}: {text!r} is not one of {', '.join(definition.choices)}")
     return text
+
+
+def keyword_fields_in(session: Session, folder_ids: set[int]) -> list[FieldDefinition]:
+    """Keyword fields defined on any of these folders (by name, first definition kept): the
+    catalogue facets a search page offers."""
+    rows = session.scalars(select(CatalogueField).where(
+        CatalogueField.folder_id.in_(folder_ids), CatalogueField.type == FieldType.KEYWORD,
+    ).order_by(CatalogueField.folder_id, CatalogueField.position))
+    found: dict[str, FieldDefinition] = {}
+    for r in rows:
+        found.setdefault(r.name, FieldDefinition(r.name, r.type, r.label, tuple(r.choices or ())))
+    return list(found.values())

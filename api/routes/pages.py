@@ -144,7 +144,9 @@ def search_page(
     with cb.database.session() as session:
         user = credentials.user(session)
         try:
-            found = search_cases(session, cb.index, user, SearchRequest(q, tuple(filter), SEARCH_FACETS, sort, page))
+            custom = catalogue.keyword_fields_in(session, folders.visible_folder_ids(session, user))
+            facets = SEARCH_FACETS + tuple(f"custom.{f.name}" for f in custom)
+            found = search_cases(session, cb.index, user, SearchRequest(q, tuple(filter), facets, sort, page))
         except QueryError as exc:
             raise InvalidInput(str(exc)) from exc
         result = render_result(session, cb, found, page, 20)
@@ -162,7 +164,7 @@ def search_page(
     labels = {f"{v_name}:{v.value}": v.label or v.value for v_name, values in result.facets.items() for v in values}
     return templates.TemplateResponse(request, "search.html", {
         "user": user, "q": q, "result": result, "page": page, "sort": sort, "filters": list(filter), "url": url,
-        "facet_titles": FACET_TITLES, "labels": labels, "pages": max(1, -(-result.total // 20)),
+        "facet_titles": {**FACET_TITLES, **{f"custom.{f.name}": f.title for f in custom}}, "labels": labels, "pages": max(1, -(-result.total // 20)),
     })
 
 

@@ -98,6 +98,8 @@ def test_catalogue_fields_defined_on_the_folder_page_are_filled_on_the_case_page
     assert bad.status_code == 422 and "size_mm: &#39;large&#39; is not a number" in bad.text
     found = client.get("/api/search", params={"filter": ["custom.grade:advanced", "custom.size_mm:40..50"]}).json()
     assert [h["case_id"] for h in found["hits"]] == [case_id]
+    search_page = client.get("/search").text
+    assert 'data-facet="custom.grade"' in search_page and "<h2>Level</h2>" in search_page
     bad_field = client.post(f"/folders/{folder_id}/catalogue", data={"name": ["Bad Name"], "type": ["keyword"]},
                             headers={"accept": "text/html"})
     assert bad_field.status_code == 422
