@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 
-from archive import case_extras, cases, folders
+from archive import case_extras, cases, copying, folders
 from archive.cases import CaseUpdate, Code
 from archive.errors import InvalidInput
 from terminology import TerminologyError, canonical_system
@@ -74,6 +74,16 @@ async def save_custom_fields(case_id: int, request: Request, cb: CasebankDep, cr
     with cb.database.session() as session:
         cases.update_case(session, credentials.user(session), case_id, CaseUpdate(custom_fields=values))
     return _back(case_id, "#custom")
+
+
+@router.post("/cases/{case_id}/copy")
+def copy_to_folder(case_id: int, cb: CasebankDep, credentials: CredentialsDep,
+                   folder_id: Annotated[int, Form()]) -> Response:
+    """A copy of the case, images included, in a folder one may edit (an LDM or exam set)."""
+    with cb.database.session() as session:
+        copy = copying.copy_case(session, cb.blobs, credentials.user(session), case_id, folder_id)
+        copy_id = copy.id
+    return RedirectResponse(f"/cases/{copy_id}", status_code=303)
 
 
 @router.post("/cases/{case_id}/attachments")

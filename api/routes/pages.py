@@ -96,6 +96,8 @@ def case_page(case_id: int, request: Request, cb: CasebankDep, credentials: Cred
             "history": case_extras.history(session, user, case_id) if rights.edit else [],
             "code_systems": CODE_SYSTEMS,
             "catalogue": catalogue.fields_of(session, case.folder),
+            "copy_targets": [(f.id, folders.folder_path(session, f)) for f, r in folders.list_visible_folders(session, user)
+                             if r.edit and f.id != case.folder_id],
         })
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from archive import folders, users
-from archive.models import AuditEvent, Folder
+from archive.models import AuditEvent, Folder, FolderKind
 
 from .test_pages import make_case, page_login
 
@@ -103,3 +103,42 @@ def test_catalogue_fields_defined_on_the_folder_page_are_filled_on_the_case_page
     bad_field = client.post(f"/folders/{folder_id}/catalogue", data={"name": ["Bad Name"], "type": ["keyword"]},
                             headers={"accept": "text/html"})
     assert bad_field.status_code == 422
+
+
+def test_a_case_is_copied_with_its_images_into_an_exam_folder(client, casebank, make_user):
+    from pydicom import dcmread
+    from sqlalchemy import select as sa_select
+
+    from archive.models import Case, Instance
+
+    from ..search.test_archive_search import cases_arrive, teaching_case
+
+    make_user("alice"), make_user("root", admin=True)
+    cases_arrive(casebank, [teaching_case("Pneumatosis", "Pneumatosis intestinalis")])
+    with casebank.database.session() as session:
+        root = users.get_user(session, "root")
+        exam = folders.create_folder(session, root, "Exam 2027", FolderKind.EXAM)
+        folders.grant(session, root, exam, users.get_user(session, "alice"), edit=True)
+        exam_id = exam.id
+        [original] = session.scalars(sa_select(Case)).all()
+        original_id = original.id
+    page_login(client, "alice")
+    assert "Exam 2027" in client.get(f"/cases/{original_id}").text
+    copied = client.post(f"/cases/{original_id}/copy", data={"folder_id": str(exam_id)}, follow_redirects=False)
+    copy_id = int(copied.headers["location"].rsplit("/", 1)[1])
+    assert copy_id != original_id and "Copied from /alice" in client.get(f"/cases/{copy_id}").text
+    with casebank.database.session() as session:
+        original, copy = session.get(Case, original_id), session.get(Case, copy_id)
+        assert copy.folder_id == exam_id and copy.title == original.title and copy.diagnosis == original.diagnosis
+        old = {i.sop_instance_uid for s in original.studies for se in s.series for i in se.instances}
+        new = [i for s in copy.studies for se in s.series for i in se.instances]
+        assert len(new) == len(old) and not old & {i.sop_instance_uid for i in new}
+        copied_objects = [dcmread(casebank.blobs.path(i.blob_sha256)) for i in new]
+        new_uids = {str(ds.SOPInstanceUID) for ds in copied_objects}
+    manifest = next(ds for ds in copied_objects if ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.59")
+    referenced = {str(item.ReferencedSOPInstanceUID) for study in manifest.CurrentRequestedProcedureEvidenceSequence
+                  for series in study.ReferencedSeriesSequence for item in series.ReferencedSOPSequence}
+    assert referenced and referenced <= new_uids  # the copy's manifest names the copy's objects
+    refused = client.post(f"/cases/{original_id}/copy", data={"folder_id": str(folder_id_of(casebank, "root"))},
+                          headers={"accept": "text/html"})
+    assert refused.status_code in (403, 404)
