@@ -374,3 +374,34 @@ def _multipart(parts: Iterable[tuple[str, bytes]], part_type: str) -> StreamingR
         yield f"--{boundary}--\r\n".encode()
 
     return StreamingResponse(body(), media_type=f'multipart/related; type="{part_type}"; boundary={boundary}')
+
+
+# --- WADO-URI (PS3.18 9): one object by its three UIDs ------------------------------------------
+
+WADO_URI_TYPES = ("application/dicom", "image/jpeg", "image/png")
+
+
+@router.get("/wado")
+def wado_uri(
+    cb: CasebankDep, credentials: CredentialsDep,
+    request_type: str = Query(..., alias="requestType"), study_uid: str = Query(..., alias="studyUID"),
+    series_uid: str = Query(..., alias="seriesUID"), object_uid: str = Query(..., alias="objectUID"),
+    content_type: str = Query("image/jpeg", alias="contentType"),
+    frame_number: int = Query(1, alias="frameNumber", ge=1),
+) -> Response:
+    """WADO-URI: the stored object (``contentType=application/dicom``, what the viewer's loader
+    reads), or a rendered frame (image/jpeg, the standard's default, or image/png)."""
+    if request_type != "WADO":
+        raise InvalidInput(f"requestType must be WADO, not {request_type!r}")
+    media_type = content_type.split(",")[0].split(";")[0].strip()
+    if media_type not in WADO_URI_TYPES:
+        raise HTTPException(406, f"contentType {content_type!r}: one of {', '.join(WADO_URI_TYPES)}")
+    [stored] = _stored(cb, credentials, study_uid, series_uid, object_uid)
+    if media_type == "application/dicom":
+        return Response(cb.blobs.read(stored.blob_sha256), media_type=media_type,
+                        headers={"Cache-Control": "private, max-age=3600"})
+    ds = dcmread(cb.blobs.path(stored.blob_sha256))
+    if "PixelData" not in ds or not 1 <= frame_number <= _frame_count(ds):
+        raise HTTPException(404, f"instance {object_uid} has no frame {frame_number}")
+    image = render(ds, frame_number, viewport=None, window=None, media_type=media_type, quality=None)
+    return Response(image, media_type=media_type, headers={"Cache-Control": "private, max-age=3600"})

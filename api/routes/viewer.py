@@ -3,6 +3,8 @@ series in order with their saved display, and an editor's "Save as default"."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
@@ -48,6 +50,7 @@ class ViewerSeriesOut(BaseModel):
     body_part: str
     description: str
     instance_ids: list[int] = Field(description="in Instance Number order")
+    wado_uris: list[str] = Field(description="the same instances as DICOMweb WADO-URI links (application/dicom)")
     display: DisplayIO
 
 
@@ -55,6 +58,12 @@ class ViewerOut(BaseModel):
     case_id: int
     can_edit: bool = Field(description="whether this user may save a series' default display")
     series: list[ViewerSeriesOut]
+
+
+def wado_uri(study_uid: str, series_uid: str, sop_uid: str) -> str:
+    query = urlencode({"requestType": "WADO", "studyUID": study_uid, "seriesUID": series_uid,
+                       "objectUID": sop_uid, "contentType": "application/dicom"})
+    return f"/dicomweb/wado?{query}"
 
 
 @router.get("/api/instances/{instance_id}/dicom", response_class=FileResponse)
@@ -76,6 +85,8 @@ def case_viewer(case_id: int, cb: CasebankDep, credentials: CredentialsDep) -> V
             ViewerSeriesOut(
                 id=s.id, series_number=s.series_number, modality=s.modality, body_part=s.body_part,
                 description=s.description, instance_ids=[i.id for i in s.instances],
+                wado_uris=[wado_uri(study.study_instance_uid, s.series_instance_uid, i.sop_instance_uid)
+                           for i in s.instances],
                 display=DisplayIO.of(display.Display.of(s)),
             )
             for study in case.studies

@@ -233,3 +233,20 @@ def test_a_user_without_rights_sees_nothing_until_granted(archive, casebank):
         folders.grant(db, alice, folders.personal_folder(db, alice), bob_user, view=True)
     assert uids(bob.search_for_studies(search_filters={"ModalitiesInStudy": "CT"})) == {ct.StudyInstanceUID}
     assert bob.retrieve_instance(ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID).PixelData == ct.PixelData
+
+
+def test_wado_uri_gives_the_stored_object_or_a_rendered_frame_with_the_same_rights(archive):
+    """What the viewer loads: WADO-URI (PS3.18 9) with contentType application/dicom."""
+    ct = archive.ct_mr[0]
+    params = {"requestType": "WADO", "studyUID": ct.StudyInstanceUID, "seriesUID": ct.SeriesInstanceUID,
+              "objectUID": ct.SOPInstanceUID, "contentType": "application/dicom"}
+    url = f"{archive.live.url}/dicomweb/wado"
+    alice, bob = archive.client("alice")._session, archive.client("bob")._session
+    stored = alice.get(url, params=params, timeout=10)
+    assert stored.headers["content-type"] == "application/dicom"
+    assert stored.content == archive.stored_bytes(ct.SOPInstanceUID)
+    rendered = alice.get(url, params={**params, "contentType": "image/jpeg"}, timeout=10)
+    assert rendered.headers["content-type"] == "image/jpeg" and rendered.content[:3] == b"\xff\xd8\xff"
+    assert alice.get(url, params={**params, "contentType": "video/mp4"}, timeout=10).status_code == 406
+    assert alice.get(url, params={**params, "requestType": "OTHER"}, timeout=10).status_code == 422
+    assert bob.get(url, params=params, timeout=10).status_code == 404  # not his folder

@@ -166,7 +166,7 @@ export async function mountSeries(container, engine, series, canEdit) {
   });
 
   status.textContent = 'Loading…';
-  const imageIds = await seriesImageIds(series.instance_ids);
+  const imageIds = await seriesImageIds(series.wado_uris);
   if (imageIds.length < 2) cineButton.disabled = true;
   await viewport.setStack(imageIds, 0);
   openAsSaved();
