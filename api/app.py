@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
 from ui import STATIC
@@ -25,6 +26,11 @@ def create_app(casebank: Casebank) -> FastAPI:
         openapi_url="/api/openapi.json",
     )
     app.state.casebank = casebank
+    origins = [o.strip().rstrip("/") for o in casebank.settings.cors_origins.split(",") if o.strip()]
+    if origins:  # a viewer served elsewhere (OHIF) reads DICOMweb with a bearer token, not the session cookie
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Accept", "Content-Type"],
+                           expose_headers=["Content-Type", "Content-Length", "Warning"])
     app.add_middleware(
         SessionMiddleware,
         secret_key=casebank.settings.resolved_secret_key(),

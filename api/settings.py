@@ -27,6 +27,7 @@ class Settings(BaseSettings):
         600, description="seconds a submission waits for the objects its manifest names"
     )
     base_url: str | None = Field(None, description="public URL of the archive, for links in mail")
+    cors_origins: str = Field("", description="comma-separated origins (e.g. an OHIF viewer's) allowed to call /dicomweb and /api with a bearer token")
 
     def resolved_database_url(self) -> str:
         from archive.db import sqlite_url

@@ -250,3 +250,41 @@ def test_wado_uri_gives_the_stored_object_or_a_rendered_frame_with_the_same_righ
     assert alice.get(url, params={**params, "contentType": "video/mp4"}, timeout=10).status_code == 406
     assert alice.get(url, params={**params, "requestType": "OTHER"}, timeout=10).status_code == 422
     assert bob.get(url, params=params, timeout=10).status_code == 404  # not his folder
+
+
+def test_an_ohif_style_session_works_from_another_origin(casebank, make_user, tmp_path):
+    """The requests OHIF v3 makes (QIDO with its includefields, series, series metadata, frames with
+    transfer-syntax=*), from another origin with a bearer token, as CASEBANK_CORS_ORIGINS allows."""
+    from api.runtime import Casebank
+
+    make_user("alice")
+    ct = dicom_data.study(["CT_small.dcm", "CT_small.dcm"], description="CT abdomen")
+    settings = casebank.settings.model_copy(update={"cors_origins": "http://ohif.example:3000"})
+    with Casebank.open(settings) as cb, LiveServer(cb) as live:
+        assert all(status.Status == 0 for status in send(live, tce(ct)))
+        with cb.database.session() as db:
+            token = users.issue_token(db, users.get_user(db, "alice"))
+        origin = {"Origin": "http://ohif.example:3000"}
+        auth = {**origin, "Authorization": f"Bearer {token}"}
+        base = f"{live.url}/dicomweb"
+        preflight = requests.options(f"{base}/studies", headers={
+            **origin, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}, timeout=10)
+        assert preflight.headers["access-control-allow-origin"] == "http://ohif.example:3000"
+        assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+        studies = requests.get(f"{base}/studies", params={
+            "limit": 101, "offset": 0, "fuzzymatching": "false",
+            "includefield": "00081030,00080060"}, headers=auth, timeout=10)
+        assert studies.status_code == 200 and studies.headers["access-control-allow-origin"] == origin["Origin"]
+        study_uid = studies.json()[0]["0020000D"]["Value"][0]
+        series = requests.get(f"{base}/studies/{study_uid}/series", headers=auth, timeout=10).json()
+        image_series = next(s["0020000E"]["Value"][0] for s in series if s["00080060"]["Value"][0] == "CT")
+        metadata = requests.get(f"{base}/studies/{study_uid}/series/{image_series}/metadata", headers=auth, timeout=10).json()
+        assert metadata and all("7FE00010" not in item or "BulkDataURI" in item["7FE00010"] for item in metadata)
+        sop_uid = metadata[0]["00080018"]["Value"][0]
+        frame = requests.get(f"{base}/studies/{study_uid}/series/{image_series}/instances/{sop_uid}/frames/1", headers={
+            **auth, "Accept": 'multipart/related; type="application/octet-stream"; transfer-syntax=*'}, timeout=10)
+        assert frame.status_code == 200 and frame.headers["content-type"].startswith("multipart/related")
+        rows, columns = metadata[0]["00280010"]["Value"][0], metadata[0]["00280011"]["Value"][0]
+        assert len(frame.content) > rows * columns * 2  # the 16-bit frame and its multipart envelope
+        elsewhere = requests.get(f"{base}/studies", headers={"Origin": "http://evil.example", "Authorization": f"Bearer {token}"}, timeout=10)
+        assert "access-control-allow-origin" not in elsewhere.headers
