@@ -186,6 +186,8 @@ def test_the_dicom_endpoint_needs_the_view_right(casebank, make_user):
     "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS lossless
     "JPEG2000.dcm",  # JPEG 2000
     "MR_small_RLE.dcm",  # RLE lossless
+    "DX_monochrome1.dcm",  # DX, MONOCHROME1 (synthetic: pydicom ships no radiograph)
+    "CT_jpeg_lossless_sv1.dcm",  # JPEG Lossless SV1, process 14 (encoded by dcmtk's dcmcjpeg)
 ])
 def test_each_image_kind_is_drawn_and_windowed(casebank, make_user, chromium, name):
     make_user("alice")
@@ -213,3 +215,31 @@ def test_cine_and_scrolling_through_a_multi_frame_ultrasound(casebank, make_user
         page.wait_for_function("!['Im 1/30', 'Im 2/30'].includes(document.querySelector('.cb-position').textContent)")
         page.click("button:text-is('Pause')")
         assert page.locator("button:text-is('Play')").count() == 1
+
+
+PIXEL_AT = """([section, fx, fy]) => {
+  const canvas = document.querySelector(`${section} canvas`);
+  const x = Math.floor(canvas.width * fx), y = Math.floor(canvas.height * fy);
+  const [r, g, b] = canvas.getContext('2d').getImageData(x, y, 1, 1).data;
+  return r + g + b;
+}"""
+
+
+def test_monochrome1_shows_high_values_dark(casebank, make_user, chromium):
+    """The synthetic DX is MONOCHROME1: its disc (higher values than the left of the image) is dark."""
+    make_user("alice")
+    case_id = case_with(casebank, ("DX_monochrome1.dcm",), "Radiograph")
+    with LiveServer(casebank) as live:
+        page = open_case(chromium, live, "alice", case_id)
+        page.wait_for_timeout(150)
+        disc = page.evaluate(PIXEL_AT, [".cb-series", 0.5, 0.5])
+        left = page.evaluate(PIXEL_AT, [".cb-series", 0.08, 0.1])
+        page.screenshot(path=str(ARTIFACTS / "dx-monochrome1.png"))
+        assert disc < left, (disc, left)
+        opened = window_text(page)
+        page.click("button:text-is('Bone')")
+        page.wait_for_function("document.querySelector('.cb-window').textContent === 'W 1500 L 300'")
+        page.click("button:text-is('Reset')")  # back to how it opens, inversion included
+        page.wait_for_function(f"document.querySelector('.cb-window').textContent === '{opened}'")
+        page.wait_for_timeout(150)
+        assert page.evaluate(PIXEL_AT, [".cb-series", 0.5, 0.5]) < page.evaluate(PIXEL_AT, [".cb-series", 0.08, 0.1])

@@ -92,7 +92,7 @@ export async function mountSeries(container, engine, series, canEdit) {
   const toolbar = element('div', { class: 'cb-toolbar', role: 'toolbar' }, [
     element('span', { class: 'cb-group' }, PRESETS.map(([label, center, width]) => button(label, () => setWindow(center, width)))),
     element('span', { class: 'cb-group' }, toolButtons),
-    element('span', { class: 'cb-group' }, [cineButton, button('Reset', () => openAsSaved())]),
+    element('span', { class: 'cb-group' }, [cineButton, button('Reset', () => reset())]),
     ...(canEdit ? [button('Save as default', () => saveDefault(), { class: 'cb-save' })] : []),
     status,
   ]);
@@ -105,6 +105,7 @@ export async function mountSeries(container, engine, series, canEdit) {
   const group = createToolGroup(`casebank-${series.id}`, viewportId, engine.id);
   let saved = series.display;
   let playing = false;
+  let imageIds = [];
 
   function currentWindow() {
     const { voiRange } = viewport.getProperties();
@@ -127,13 +128,20 @@ export async function mountSeries(container, engine, series, canEdit) {
     viewport.render();
   }
 
+  // How the series opens: the image's own VOI and photometric inversion as setStack leaves them
+  // (resetProperties is not used: with a MONOCHROME1 image it can leave the inversion off), then
+  // the saved window and crop.
   function openAsSaved() {
     viewport.resetCamera();
-    viewport.resetProperties();
     if (saved.window_center != null && saved.window_width != null) setWindow(saved.window_center, saved.window_width);
     if (saved.crop) showCrop(viewport, saved.crop);
     viewport.render();
     showWindow();
+  }
+
+  async function reset() {
+    await viewport.setStack(imageIds, viewport.getCurrentImageIdIndex());
+    openAsSaved();
   }
 
   function toggleCine() {
@@ -166,7 +174,7 @@ export async function mountSeries(container, engine, series, canEdit) {
   });
 
   status.textContent = 'Loading…';
-  const imageIds = await seriesImageIds(series.wado_uris);
+  imageIds = await seriesImageIds(series.wado_uris);
   if (imageIds.length < 2) cineButton.disabled = true;
   await viewport.setStack(imageIds, 0);
   openAsSaved();
