@@ -243,3 +243,28 @@ def test_monochrome1_shows_high_values_dark(casebank, make_user, chromium):
         page.wait_for_function(f"document.querySelector('.cb-window').textContent === '{opened}'")
         page.wait_for_timeout(150)
         assert page.evaluate(PIXEL_AT, [".cb-series", 0.5, 0.5]) < page.evaluate(PIXEL_AT, [".cb-series", 0.08, 0.1])
+
+
+def test_a_saved_crop_is_how_the_series_opens_again(casebank, make_user, chromium):
+    make_user("alice")
+    case_id = case_with(casebank, ("CT_small.dcm",), "Crop")
+    with LiveServer(casebank) as live:
+        page = open_case(chromium, live, "alice", case_id)
+        whole = pixels(page)
+        box = page.locator(".cb-viewport canvas").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down(button="right")  # zoom in
+        page.mouse.move(x, y + 120, steps=12)
+        page.mouse.up(button="right")
+        zoomed = pixels(page)
+        assert zoomed["hash"] != whole["hash"]
+        page.click("button:text-is('Save as default')")
+        page.wait_for_selector(".cb-status:text-is('Saved as default')")
+        crop = page.request.get(f"{live.url}/api/cases/{case_id}/viewer").json()["series"][0]["display"]["crop"]
+        assert 0 < crop["width"] < 128 and 0 < crop["height"] < 128  # a part of the 128 x 128 image
+        page.reload()
+        wait_for_image(page)
+        again = pixels(page)
+        page.screenshot(path=str(ARTIFACTS / "ct-crop-reopened.png"))
+        assert abs(again["sum"] - zoomed["sum"]) < abs(again["sum"] - whole["sum"]), (whole, zoomed, again)
