@@ -149,6 +149,15 @@ def create_edge_app(edge: Edge) -> FastAPI:
         return page(request, "edge_study.html", user, study=study, study_uid=study_uid, series=rows,
                     open_series=series, images=images, delays=DELAY_REASONS, projects=edge.projects(), form={})
 
+    @app.get("/studies/{study_uid}/series/{series_uid}/images", include_in_schema=False)
+    def series_images(_user: User, study_uid: str, series_uid: str) -> list[dict[str, str]]:
+        """The images of one series, for picking single images on the study page."""
+        try:
+            rows = pacs_or_404().find_instances(study_uid, series_uid)
+        except PacsError as exc:
+            raise HTTPException(502, str(exc)) from exc
+        return [{"sop_uid": r.sop_uid, "number": r.number} for r in rows]
+
     @app.post("/studies/{study_uid}/export", include_in_schema=False)
     def export(request: Request, user: User, study_uid: str,
                title: Annotated[str, Form()] = "", history: Annotated[str, Form()] = "",

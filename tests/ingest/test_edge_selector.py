@@ -93,6 +93,10 @@ def test_a_study_chosen_on_the_edge_page_arrives_deidentified_in_the_chosen_fold
             study_page = client.get(study_link)
             assert "Screen capture" in study_page.text and "Signed as Ann Jones, GMC " + alice.gmc in study_page.text
             action = re.search(r'<form method="post" action="([^"]+/export)"', study_page.text).group(1)
+            capture_series = str(objects[-1].SeriesInstanceUID)
+            assert f'class="pick-images" data-series="{capture_series}"' in study_page.text
+            picked = client.get(f"{study_link}/series/{capture_series}/images").json()
+            assert picked == [{"sop_uid": str(objects[-1].SOPInstanceUID), "number": "1"}]
 
             # click 1: nothing ticked sends the whole study; the history names the patient
             sent = client.post(action, data={
