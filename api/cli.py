@@ -232,8 +232,6 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             count = casebank.indexer.reindex_all(advance)
         except SearchUnavailable as exc:
             raise CliError(str(exc)) from exc
-        if total == 0:
-            progress_bar(0, 0, "cases")
         print(f"reindexed {count} case(s) in {time.perf_counter() - started:.1f} s")
     return 0
 

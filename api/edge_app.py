@@ -139,15 +139,22 @@ def create_edge_app(edge: Edge) -> FastAPI:
 
     @app.get("/studies/{study_uid}", response_class=HTMLResponse, include_in_schema=False)
     def study_page(request: Request, user: User, study_uid: str, series: str = "") -> HTMLResponse:
+        return study_view(request, user, study_uid, open_series=series)
+
+    def study_view(request: Request, user: EdgeUser, study_uid: str, *, open_series: str = "",
+                   form: ExportForm | None = None, error: str = "", status_code: int = 200) -> HTMLResponse:
+        """The study with its series (and one series' images) and the export form; a PACS that
+        does not answer is shown as an error on the page (502)."""
         pacs = pacs_or_404()
         try:
             study = next(iter(pacs.find_studies(study_uid=study_uid)), None)
             rows = pacs.find_series(study_uid)
-            images = pacs.find_instances(study_uid, series) if series else []
+            images = pacs.find_instances(study_uid, open_series) if open_series else []
         except PacsError as exc:
-            return page(request, "edge_study.html", user, 502, error=str(exc), study=None, series=[], images=[])
-        return page(request, "edge_study.html", user, study=study, study_uid=study_uid, series=rows,
-                    open_series=series, images=images, delays=DELAY_REASONS, projects=edge.projects(), form={})
+            study, rows, images, error, status_code = None, [], [], error or str(exc), 502
+        return page(request, "edge_study.html", user, status_code, study=study, study_uid=study_uid, series=rows,
+                    open_series=open_series, images=images, delays=DELAY_REASONS, projects=edge.projects(),
+                    form=form or {}, error=error)
 
     @app.get("/studies/{study_uid}/series/{series_uid}/images", include_in_schema=False)
     def series_images(_user: User, study_uid: str, series_uid: str) -> list[dict[str, str]]:
@@ -186,11 +193,10 @@ def create_edge_app(edge: Edge) -> FastAPI:
             objects = compose(pacs.retrieve(study_uid, picks), form, user)
             selection = edge.manager.submit(objects, title=form.title.strip(), author=f"{user.readable_name} (GMC {user.gmc})",
                                             destination=form.destination_text)
-        except (SelectionFormError, PacsError, SelectionError) as exc:
-            rows = pacs.find_series(study_uid) if not isinstance(exc, PacsError) else []
-            return page(request, "edge_study.html", user, 400 if not isinstance(exc, PacsError) else 502,
-                        error=str(exc), study=None, study_uid=study_uid, series=rows, open_series="", images=[],
-                        delays=DELAY_REASONS, projects=edge.projects(), form=form)
+        except PacsError as exc:
+            return study_view(request, user, study_uid, form=form, error=str(exc), status_code=502)
+        except (SelectionFormError, SelectionError) as exc:
+            return study_view(request, user, study_uid, form=form, error=str(exc), status_code=400)
         return RedirectResponse(f"/selections/{selection.manifest_uid}", 303)
 
     # --- Preview and confirmation ----------------------------------------------------------------

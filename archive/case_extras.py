@@ -40,24 +40,29 @@ class HistoryEntry:
     detail: dict
 
 
+def _likes(session: Session, user: User, case_id: int) -> Likes:
+    count = session.scalar(select(func.count()).select_from(Like).where(Like.case_id == case_id)) or 0
+    return Likes(count, session.get(Like, (case_id, user.id)) is not None)
+
+
 def likes(session: Session, user: User, case_id: int) -> Likes:
     get_case(session, user, case_id)
-    count = session.scalar(select(func.count()).select_from(Like).where(Like.case_id == case_id)) or 0
-    mine = session.get(Like, (case_id, user.id)) is not None
-    return Likes(count, mine)
+    return _likes(session, user, case_id)
 
 
-def set_like(session: Session, user: User, case_id: int, liked: bool) -> Likes:
-    """Like (or stop liking) a case one may view; once per user. Likes feed the search sort."""
+def set_like(session: Session, user: User, case_id: int, liked: bool | None) -> Likes:
+    """Like (True), stop liking (False) or toggle (None) a case one may view; once per user.
+    Likes feed the search sort."""
     get_case(session, user, case_id)
     existing = session.get(Like, (case_id, user.id))
-    if liked and existing is None:
+    wanted = existing is None if liked is None else liked
+    if wanted and existing is None:
         session.add(Like(case_id=case_id, user_id=user.id))
-    elif not liked and existing is not None:
+    elif not wanted and existing is not None:
         session.delete(existing)
     session.flush()
     mark_case_changed(session, case_id)
-    return likes(session, user, case_id)
+    return _likes(session, user, case_id)
 
 
 def media_type_of(data: bytes, declared: str) -> str:
@@ -93,21 +98,28 @@ def list_attachments(session: Session, user: User, case_id: int) -> list[Attachm
     return list(session.scalars(select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.id)))
 
 
-def get_attachment(session: Session, user: User, attachment_id: int) -> Attachment:
+def _attachment(session: Session, attachment_id: int) -> Attachment:
     attachment = session.get(Attachment, attachment_id)
     if attachment is None:
         raise NotFound(f"attachment {attachment_id} does not exist")
+    return attachment
+
+
+def get_attachment(session: Session, user: User, attachment_id: int) -> Attachment:
+    attachment = _attachment(session, attachment_id)
     get_case(session, user, attachment.case_id)
     return attachment
 
 
-def remove_attachment(session: Session, user: User, attachment_id: int) -> None:
-    attachment = get_attachment(session, user, attachment_id)
+def remove_attachment(session: Session, user: User, attachment_id: int) -> int:
+    """Remove an attachment (edit right); returns its case's id."""
+    attachment = _attachment(session, attachment_id)
     case = get_case(session, user, attachment.case_id)
     require(session, user, case.folder, "edit")
     session.delete(attachment)  # the blob stays: content-addressed, it may be shared
     audit.record(session, user, "case.attachment_removed", "case", case.id, attachment_id=attachment_id,
                  filename=attachment.filename)
+    return case.id
 
 
 def history(session: Session, user: User, case_id: int) -> list[HistoryEntry]:

@@ -27,7 +27,6 @@ from .models import (
     SubmissionState,
     TeachingDocument,
     User,
-    utcnow,
 )
 
 FOLDER_IN_DESCRIPTION = re.compile(r"(?im)^\s*folder\s*:\s*(/?[^\n]+?)\s*$")

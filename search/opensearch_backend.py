@@ -8,6 +8,7 @@ Casebank owns its index template and mappings. Searches and writes go through th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -27,13 +28,17 @@ from .index import (
     SearchUnavailable,
 )
 from .query import Bool, MatchAll, Node, Term, parse
-from .results import Range, facet_field, facet_values, grouped_filters, snippet_fields
+from .results import SNIPPET_FIELDS, Range, facet_field, facet_values, grouped_filters
 
 ANALYSIS = {
     "filter": {"casebank_english_stem": {"type": "snowball", "language": "English"}},
     "analyzer": {"casebank_english": {"type": "custom", "tokenizer": "standard",
                                       "filter": ["lowercase", "casebank_english_stem"]}},
 }
+# opensearch-py logs every failed request as a warning with its whole traceback; Casebank reports
+# the failure itself (SearchUnavailable: a 503, a CLI message, one log line from the indexer).
+logging.getLogger("opensearch").setLevel(logging.ERROR)
+
 MAX_FACET_VALUES = 10_000
 BULK_CHUNK = 1_000
 
@@ -129,7 +134,7 @@ class OpenSearchIndex:
 
         count = 0
         try:
-            for ok, item in helpers.streaming_bulk(self.client, actions(), chunk_size=BULK_CHUNK, raise_on_error=True):
+            for _result in helpers.streaming_bulk(self.client, actions(), chunk_size=BULK_CHUNK, raise_on_error=True):
                 count += 1
                 if progress is not None:
                     progress(1)
@@ -160,7 +165,7 @@ class OpenSearchIndex:
             body["sort"] = [{"likes": "desc"}]
         if query.text.strip():
             body["highlight"] = {"fields": {name: {"number_of_fragments": 1, "fragment_size": 150}
-                                            for name in snippet_fields()},
+                                            for name in SNIPPET_FIELDS},
                                  "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html"}
         fields = sorted({facet_field(name) for name in query.facets})
         if fields:
@@ -208,7 +213,7 @@ def _range(bounds: Range) -> dict[str, Any]:
 
 
 def _snippet(highlight: dict[str, list[str]]) -> str:
-    for name in snippet_fields():
+    for name in SNIPPET_FIELDS:
         if highlight.get(name):
             return highlight[name][0].strip()
     return ""

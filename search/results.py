@@ -16,10 +16,6 @@ SNIPPET_FIELDS = ("findings", "history", "diagnosis", "discussion", "differentia
 """Where a snippet is looked for, in this order: the first field with a match gives it."""
 
 
-def snippet_fields() -> tuple[str, ...]:
-    return SNIPPET_FIELDS
-
-
 def facet_field(name: str) -> str:
     """The index field a facet counts: ``custom.NAME`` counts ``custom``."""
     if name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):

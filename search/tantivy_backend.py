@@ -15,9 +15,24 @@ from typing import Any
 
 import tantivy
 
-from .index import KEYWORD_FIELDS, TEXT_FIELDS, CaseDocument, Progress, SearchHit, SearchQuery, SearchResult
+from .index import (
+    KEYWORD_FIELDS,
+    TEXT_FIELDS,
+    CaseDocument,
+    Progress,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+)
 from .query import Bool, MatchAll, Node, QueryError, Term, parse
-from .results import CUSTOM_NAME, Range, facet_field, facet_values, grouped_filters, snippet_fields
+from .results import (
+    CUSTOM_NAME,
+    SNIPPET_FIELDS,
+    Range,
+    facet_field,
+    facet_values,
+    grouped_filters,
+)
 
 SCHEMA_VERSION = 3
 """Bumped when the schema changes: an index of another version is rebuilt (``casebank reindex``)."""
@@ -122,7 +137,7 @@ class TantivyIndex:
             result = searcher.search(final, limit=query.limit, offset=query.offset, count=True,
                                      order_by_field=field, order=tantivy.Order.Desc)
         generators = {
-            name: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, name) for name in snippet_fields()
+            name: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, name) for name in SNIPPET_FIELDS
         } if query.text.strip() else {}
         hits = []
         for score, address in result.hits:

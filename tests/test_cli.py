@@ -216,3 +216,10 @@ def test_edge_user_add_generates_a_password_and_refuses_a_bad_gmc(tmp_path):
     assert EdgeUsers(tmp_path / "users.json").authenticate("ajones", password) is not None
     bad = run("edge", "user-add", "bsmith", "--gmc", "12", "--display-name", "Smith^Bo", data=tmp_path)
     assert bad.returncode != 0 and "7 digits" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_reindex_names_an_unreachable_search_backend_without_a_traceback(tmp_path):
+    from tests.peers import free_port
+
+    done = run("reindex", data=tmp_path, env={"CASEBANK_SEARCH_URL": f"http://127.0.0.1:{free_port()}"})
+    assert done.returncode != 0 and "OpenSearch" in done.stderr and "Traceback" not in done.stderr

@@ -26,9 +26,7 @@ def _back(case_id: int, anchor: str = "") -> RedirectResponse:
 @router.post("/cases/{case_id}/like")
 def toggle_like(case_id: int, cb: CasebankDep, credentials: CredentialsDep) -> Response:
     with cb.database.session() as session:
-        user = credentials.user(session)
-        current = case_extras.likes(session, user, case_id)
-        case_extras.set_like(session, user, case_id, not current.liked)
+        case_extras.set_like(session, credentials.user(session), case_id, None)  # toggles
     return _back(case_id)
 
 
@@ -98,7 +96,5 @@ async def upload_attachment(case_id: int, file: UploadFile, cb: CasebankDep, cre
 @router.post("/attachments/{attachment_id}/remove")
 def remove_attachment(attachment_id: int, cb: CasebankDep, credentials: CredentialsDep) -> Response:
     with cb.database.session() as session:
-        user = credentials.user(session)
-        case_id = case_extras.get_attachment(session, user, attachment_id).case_id
-        case_extras.remove_attachment(session, user, attachment_id)
+        case_id = case_extras.remove_attachment(session, credentials.user(session), attachment_id)
     return _back(case_id, "#attachments")

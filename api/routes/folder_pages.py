@@ -32,6 +32,7 @@ def folder_page(folder_id: int, request: Request, cb: CasebankDep, credentials: 
         user = credentials.user(session)
         folder = folders.get_folder(session, user, folder_id)
         rights = folders.rights_on(session, user, folder)
+        own = catalogue.own_fields(session, folder)
         context = {
             "user": user, "folder": folder, "path": folders.folder_path(session, folder), "rights": rights,
             "cases": cases.list_cases(session, user, folder.id),
@@ -41,9 +42,8 @@ def folder_page(folder_id: int, request: Request, cb: CasebankDep, credentials: 
             "usage_mb": quota.folder_usage(session, folder.id) / MB,
             "limit_mb": folder.storage_limit_bytes / MB if folder.storage_limit_bytes else None,
             "kinds": [k for k in FolderKind if k not in (FolderKind.PERSONAL, FolderKind.INBOX)],
-            "own_fields": catalogue.own_fields(session, folder),
-            "inherited": [f for f in catalogue.fields_of(session, folder)
-                          if f.name not in {o.name for o in catalogue.own_fields(session, folder)}],
+            "own_fields": own,
+            "inherited": [f for f in catalogue.fields_of(session, folder) if f not in own],
             "field_types": list(FieldType), "max_fields": catalogue.MAX_FIELDS,
         }
         return templates.TemplateResponse(request, "folder.html", context)

@@ -54,12 +54,14 @@ def render_result(session: Session, cb, result: SearchResult, page: int, size: i
     )
 
 
+CODED_FACETS = {"icd10": "ICD10", "icd10_chapter": "ICD10", "icd10_block": "ICD10", "snomed": "SNOMED", "acr": "ACR"}
+
+
 def facet_label(cb, name: str, value: str, paths: dict[int, str]) -> str:  # type: ignore[no-untyped-def]
     if name == "folder":
         return paths.get(int(value), "")
-    system = {"icd10": "ICD10", "icd10_chapter": "ICD10", "icd10_block": "ICD10", "snomed": "SNOMED", "acr": "ACR"}.get(name)
-    terminology = getattr(cb, "terminology", None)
-    if system is None or terminology is None:
+    system = CODED_FACETS.get(name)
+    if system is None:
         return ""
-    concept = terminology.lookup(system, value)
+    concept = cb.terminology.lookup(system, value)
     return concept.display if concept is not None else ""

@@ -23,7 +23,7 @@ from .dates import shift_date, shift_datetime, shift_days
 from .descriptors import Scrubber
 from .keys import ProjectKey
 from .profile import Option, Profile
-from .rules import DATE_VRS, SEQUENCE_MODE, TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
+from .rules import SEQUENCE_MODE, TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
 from .uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, derive_uid, is_structural
 
 DUMMY_TEXT = "DEIDENTIFIED"
@@ -387,7 +387,7 @@ class _Walk:
 
     def finish(self, out: Dataset) -> None:
         profile = self.compiled.profile
-        for keyword, vr in (("PatientName", "PN"), ("PatientID", "LO")):
+        for keyword in ("PatientName", "PatientID"):
             if keyword not in out:
                 setattr(out, keyword, self.pseudonym)
                 self.changes.append(Change(_tag_text(out[keyword].tag), keyword, "A", "Casebank: pseudonym added (Type 2)", keyword, ""))

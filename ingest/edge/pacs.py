@@ -4,7 +4,6 @@ configuration on the PACS (C-MOVE would need the edge entered as a destination t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -92,9 +91,10 @@ def _text(ds: Dataset, keyword: str) -> str:
     return str(value or "")
 
 
-def _count(ds: Dataset, keyword: str) -> int:
+def _int(value: object) -> int:
+    """A count or number the PACS sent; 0 when absent or not a number."""
     try:
-        return int(ds.get(keyword) or 0)
+        return int(value or 0)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return 0
 
@@ -130,7 +130,7 @@ class Pacs:
                 _text(ds, "StudyInstanceUID"), _text(ds, "PatientName"), _text(ds, "PatientID"),
                 _text(ds, "PatientBirthDate"), _text(ds, "StudyDate"), _text(ds, "StudyDescription"),
                 _text(ds, "AccessionNumber"), _text(ds, "ModalitiesInStudy"),
-                _count(ds, "NumberOfStudyRelatedSeries"), _count(ds, "NumberOfStudyRelatedInstances"),
+                _int(ds.get("NumberOfStudyRelatedSeries")), _int(ds.get("NumberOfStudyRelatedInstances")),
             )
             for ds in self._find(query)
         ]
@@ -145,10 +145,10 @@ class Pacs:
             setattr(query, keyword, "")
         rows = [
             SeriesRow(_text(ds, "SeriesInstanceUID"), _text(ds, "SeriesNumber"), _text(ds, "Modality"),
-                      _text(ds, "SeriesDescription"), _count(ds, "NumberOfSeriesRelatedInstances"))
+                      _text(ds, "SeriesDescription"), _int(ds.get("NumberOfSeriesRelatedInstances")))
             for ds in self._find(query)
         ]
-        return sorted(rows, key=lambda r: (_count_text(r.number), r.series_uid))
+        return sorted(rows, key=lambda r: (_int(r.number), r.series_uid))
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[InstanceRow]:
         query = Dataset()
@@ -160,7 +160,7 @@ class Pacs:
         query.SOPClassUID = ""
         rows = [InstanceRow(_text(ds, "SOPInstanceUID"), _text(ds, "InstanceNumber"), _text(ds, "SOPClassUID"))
                 for ds in self._find(query)]
-        return sorted(rows, key=lambda r: (_count_text(r.number), r.sop_uid))
+        return sorted(rows, key=lambda r: (_int(r.number), r.sop_uid))
 
     def _find(self, query: Dataset) -> list[Dataset]:
         ae = AE(ae_title=self.calling_ae)
@@ -219,7 +219,7 @@ class Pacs:
             raise PacsError(f"the PACS {self} did not accept an association for C-GET")
         try:
             for query in _get_queries(study_uid, picks or {}):
-                for status, identifier in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+                for status, _identifier in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
                     code = getattr(status, "Status", None)
                     if code is None:
                         raise PacsError(f"the PACS {self} stopped answering a C-GET")
@@ -254,10 +254,3 @@ def _get_queries(study_uid: str, picks: dict[str, list[str]]) -> list[Dataset]:
     queries = [query("SERIES", SeriesInstanceUID=whole)] if whole else []
     queries += [query("IMAGE", SeriesInstanceUID=series, SOPInstanceUID=sops) for series, sops in picks.items() if sops]
     return queries
-
-
-def _count_text(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        return 0

@@ -3,7 +3,6 @@ attribute of Table E.1-1, and on real pydicom test files, KOS manifests and SR c
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import itertools
 import re

@@ -15,7 +15,6 @@ import requests
 from pydicom import dcmread
 from sqlalchemy import func, select
 
-from archive import users
 from archive.models import Case, Instance, QuarantinedObject
 from ingest.edge.outbox import Destination
 from ingest.edge.service import Edge, EdgeConfig
@@ -284,7 +283,7 @@ def test_burned_in_text_is_blanked_before_an_ultrasound_leaves(casebank, make_us
                                host="127.0.0.1", port=free_port()))
         edge.start()
         try:
-            from pynetdicom import AE, StoragePresentationContexts, build_context
+            from pynetdicom import AE, build_context
 
             ae = AE(ae_title="PACS")
             ae.requested_contexts = [build_context(us.SOPClassUID, [us.file_meta.TransferSyntaxUID]),

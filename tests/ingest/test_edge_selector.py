@@ -197,3 +197,18 @@ def test_a_pacs_selection_whose_burned_in_text_is_uncertain_waits_for_a_person(t
     edge.manager.confirm(selection.manifest_uid, "Ann Jones (GMC 7000001)")
     assert edge.manager.get(selection.manifest_uid).state == "released"
     assert edge.outbox.state().pending == 2
+
+
+def test_an_unreachable_pacs_is_shown_on_the_page_not_as_a_traceback(tmp_path):
+    """Nothing listens on the PACS port: the page says which PACS and why, with status 502."""
+    pacs = Destination("ORTHANC", "127.0.0.1", free_port())
+    edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination("ARCHIVE", "127.0.0.1", free_port()), pacs=pacs))
+    edge.users.add("ajones", display_name="Jones^Ann", gmc="7000001", password="pw")
+    client = TestClient(create_edge_app(edge))
+    log_in(client, "ajones", "pw")
+    for url in ("/studies?patient_id=123", "/studies/1.2.3"):
+        answer = client.get(url)
+        assert answer.status_code == 502, url
+        assert f"the PACS ORTHANC@127.0.0.1:{pacs.port} did not accept an association" in answer.text
+    sent = client.post("/studies/1.2.3/export", data={"title": "Anything"})
+    assert sent.status_code == 502 and "did not accept an association for C-GET" in sent.text

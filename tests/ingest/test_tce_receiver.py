@@ -5,14 +5,12 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-import pytest
 from pynetdicom import AE, StoragePresentationContexts, build_context
 from sqlalchemy import func, select
 
 from archive import folders, users
 from archive.models import (
     Case,
-    Folder,
     FolderKind,
     Instance,
     InstanceConflict,

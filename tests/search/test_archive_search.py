@@ -13,7 +13,7 @@ from api.app import create_app
 from api.runtime import Casebank
 from api.settings import Settings
 from archive import folders
-from archive.models import Case, FolderKind
+from archive.models import Case
 from ingest.tce.atfi import TeachingFileInfo
 
 from .. import dicom_data

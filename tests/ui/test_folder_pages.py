@@ -109,7 +109,7 @@ def test_a_case_is_copied_with_its_images_into_an_exam_folder(client, casebank, 
     from pydicom import dcmread
     from sqlalchemy import select as sa_select
 
-    from archive.models import Case, Instance
+    from archive.models import Case
 
     from ..search.test_archive_search import cases_arrive, teaching_case
 
