@@ -28,6 +28,20 @@ class Settings(BaseSettings):
     )
     base_url: str | None = Field(None, description="public URL of the archive, for links in mail")
     cors_origins: str = Field("", description="comma-separated origins (e.g. an OHIF viewer's) allowed to call /dicomweb and /api with a bearer token")
+    # the DICOM door
+    dicom_host: str | None = Field(None, description="address the DICOM receiver binds to (default: the host of CASEBANK_HTTP)")
+    dicom_max_associations: int = Field(32, ge=1, description="DICOM associations served at once")
+    dicom_idle_timeout: float = Field(60, gt=0, description="seconds an association may stay silent before it is dropped")
+    known_aes_only: bool = Field(False, description="refuse associations from calling AE titles not in the AE registry (casebank ae add)")
+    max_object_bytes: int = Field(1 << 30, ge=1024, description="largest DICOM object accepted over C-STORE or STOW-RS")
+    max_stow_bytes: int = Field(4 << 30, ge=1024, description="largest STOW-RS request body")
+    dicom_tls_cert: Path | None = Field(None, description="PEM certificate: the DICOM port speaks TLS (with CASEBANK_DICOM_TLS_KEY)")
+    dicom_tls_key: Path | None = Field(None, description="PEM private key of the DICOM TLS certificate")
+    dicom_tls_ca: Path | None = Field(None, description="PEM CA bundle: DICOM TLS clients must present a certificate it signed")
+    # accounts
+    session_hours: float = Field(12, gt=0, description="hours a browser session lasts (ended earlier by logout)")
+    token_days: float = Field(90, gt=0, description="days a new bearer token is valid")
+    login_rate: str = Field("10/minute", description="failed logins allowed per user name and per address (limits syntax)")
 
     def resolved_database_url(self) -> str:
         from archive.db import sqlite_url

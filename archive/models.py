@@ -50,18 +50,42 @@ class User(Base):
     gmc: Mapped[str] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)  # may not sign in; tokens and sessions refused
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):
-    """A bearer token for scripts; only its SHA-256 is stored."""
+    """A bearer token for scripts; only its SHA-256 is stored. It expires and can be revoked."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+
+    user: Mapped[User] = relationship()
+
+
+class UserSession(Base):
+    """A browser session held on the server: the cookie carries only a random key whose SHA-256
+    is stored here, so logging out (or disabling the user) ends it at once."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column()
+    address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
 
     user: Mapped[User] = relationship()
 
@@ -113,6 +137,28 @@ class SenderRestriction(Base):
     folder_id: Mapped[int] = mapped_column(ForeignKey("folders.id", ondelete="CASCADE"), index=True)
     kind: Mapped[SenderKind] = mapped_column(Enum(SenderKind, native_enum=False, length=8))
     value: Mapped[str] = mapped_column(String(64))
+
+
+class AeTrust(str, enum.Enum):
+    """How far the archive believes what a registered calling AE claims."""
+
+    EDGE = "edge"  # a Casebank export manager (or another IHE TCE export manager): authors believed
+    PACS = "pacs"  # a PACS the admin trusts to sign teaching files for its users: authors believed
+    USER = "user"  # a workstation or script: files under its bound user; claimed authors kept as text
+
+
+class RegisteredAe(Base):
+    """The AE registry: calling AE titles the admin knows, where they connect from, and how far
+    they are trusted. An association whose address does not match a registered host is treated as
+    an unknown AE (an AE title is only a claim)."""
+
+    __tablename__ = "registered_aes"
+
+    ae_title: Mapped[str] = mapped_column(String(16), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="")  # empty: from any address
+    trust: Mapped[AeTrust] = mapped_column(Enum(AeTrust, native_enum=False, length=8))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AeBinding(Base):
@@ -179,11 +225,16 @@ class CodedEntry(Base):
 
 
 class Study(Base):
+    """A study as one sender filed it. A Study Instance UID is a claim of the network: two senders
+    who may not add to each other's cases get two studies with the same UID, kept apart."""
+
     __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("case_id", "study_instance_uid", name="uq_study_in_case"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str] = mapped_column(String(100), default="")  # principal that filed it first (archive.filing)
     study_date: Mapped[str] = mapped_column(String(8), default="")
     description: Mapped[str] = mapped_column(String(200), default="")
     procedure_code: Mapped[str] = mapped_column(String(64), default="")
@@ -199,10 +250,11 @@ class Study(Base):
 
 class Series(Base):
     __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("study_id", "series_instance_uid", name="uq_series_in_study"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
-    series_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    series_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     series_number: Mapped[int | None] = mapped_column(Integer)
     modality: Mapped[str] = mapped_column(String(16), default="")
     body_part: Mapped[str] = mapped_column(String(64), default="")
@@ -220,10 +272,11 @@ class Series(Base):
 
 class Instance(Base):
     __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("series_id", "sop_instance_uid", name="uq_instance_in_series"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="CASCADE"), index=True)
-    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     sop_class_uid: Mapped[str] = mapped_column(String(64))
     transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
     instance_number: Mapped[int | None] = mapped_column(Integer)
@@ -282,7 +335,8 @@ class Submission(Base):
     __tablename__ = "submissions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    manifest_sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    manifest_sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str] = mapped_column(String(100), default="")  # principal of the manifest's sender
     study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[SubmissionState] = mapped_column(
         Enum(SubmissionState, native_enum=False, length=16), default=SubmissionState.WAITING
@@ -314,11 +368,13 @@ class SubmissionReference(Base):
 
 
 class TeachingDocument(Base):
-    """The parsed content of an ATFI structured report, kept until its submission is assembled."""
+    """The parsed content of an ATFI structured report, kept until its submission is assembled.
+    Keyed by the filed instance, so a report that reuses another's UIDs never replaces it."""
 
     __tablename__ = "teaching_documents"
 
-    sop_instance_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     content: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
@@ -342,6 +398,7 @@ class QuarantinedObject(Base):
     reasons: Mapped[list[str]] = mapped_column(default=list)
     calling_ae: Mapped[str] = mapped_column(String(16), default="")
     called_ae: Mapped[str] = mapped_column(String(16), default="")
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)  # told about it
     state: Mapped[QuarantineState] = mapped_column(
         Enum(QuarantineState, native_enum=False, length=16), default=QuarantineState.HELD
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 import time
@@ -17,39 +16,17 @@ from archive.errors import ArchiveError
 from archive.models import FolderKind
 from archive.quota import set_limit
 
-from .settings import Settings, environment_help
+from ..settings import environment_help
+from .common import CliError, open_casebank as _open, read_password as _read_password
 
 if TYPE_CHECKING:
-    from .runtime import Casebank
+    from ..runtime import Casebank
 
 DEMO_USER, DEMO_PASSWORD, DEMO_GMC = "demo", "demo", "7000000"
 
 
-class CliError(Exception):
-    pass
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, object] = {}
-    if getattr(args, "data", None):
-        overrides["data"] = Path(args.data)
-    if getattr(args, "http", None):
-        overrides["http"] = args.http
-    if getattr(args, "dicom_port", None):
-        overrides["dicom_port"] = args.dicom_port
-    if getattr(args, "ae", None):
-        overrides["ae_title"] = args.ae
-    return Settings(**overrides)
-
-
-def _open(args: argparse.Namespace) -> Casebank:
-    from .runtime import Casebank  # imported on use: DICOM and migration libraries are slow to load
-
-    return Casebank.open(_settings(args))
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from ..server import serve
 
     serve(_open(args))
     return 0
@@ -57,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Serve with a demo user and demo cases sent through the real DICOM receiver."""
-    from .server import serve
+    from ..server import serve
 
     casebank = _open(args)
     receiver = casebank.receiver()
@@ -93,20 +70,6 @@ def _load_demo(casebank: Casebank) -> None:
         if any(s != 0 for s in statuses):
             raise CliError(f"demo case {case.key}: the receiver answered {[hex(s) for s in statuses]}")
     print(f"demo: {len(demo.DEMO_CASES)} cases in {DEMO_USER}'s personal folder", flush=True)
-
-
-def _read_password(generate: bool) -> str | None:
-    if generate or sys.stdin is None:
-        return None
-    if sys.stdin.isatty():
-        first = getpass.getpass("Password (empty to generate one): ")
-        if not first:
-            return None
-        if getpass.getpass("Again: ") != first:
-            raise CliError("the passwords differ")
-        return first
-    line = sys.stdin.readline().rstrip("\n")
-    return line or None
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
@@ -538,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     terminology_load.set_defaults(handler=cmd_terminology_load)
     terminology_load.add_argument("system", metavar="SYSTEM", help="SNOMED, ACR or RADLEX (or a DICOM designator: SCT)")
     terminology_load.add_argument("path", metavar="PATH", help="release folder (SNOMED) or CSV file (ACR, RADLEX)")
+    from . import accounts, ae_registry  # noqa: PLC0415 (their modules import this package's helpers)
+
+    accounts.register(commands, user_commands, common)
+    ae_registry.register(ae_commands, common)
     return parser
 
 
