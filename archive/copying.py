@@ -38,9 +38,13 @@ def _remap_uids(ds: Dataset, new_uid: Callable[[str], str], known: set[str]) -> 
 
 def copy_case(session: Session, blobs: BlobStore, user: User, case_id: int, target_folder_id: int) -> Case:
     """A copy of the case (texts, codes, catalogue values the target knows, images, attachments)
-    in the target folder. Needs view on the case and edit on the target; the target's storage
-    limit applies as for any arriving case."""
+    in the target folder. Needs edit on the case and on the target; the target's storage
+    limit applies as for any arriving case.
+
+    Copying needs the edit right on the source too: a copy is a case its copier controls (shares,
+    exports), so a view-only grantee copying would take the owner's images beyond the owner's reach."""
     source = get_case(session, user, case_id)
+    require(session, user, source.folder, "edit")
     target = get_folder(session, user, target_folder_id)
     require(session, user, target, "edit")
     instances = [(st, se, i) for st in source.studies for se in st.series for i in se.instances]

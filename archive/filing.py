@@ -1,8 +1,10 @@
 """Filing received DICOM objects: the rules the receivers call, free of DICOM networking.
 
 Every object is recorded at once (so an acknowledged object is never lost) in a case keyed by
-its study. A manifest opens a `Submission`; when every object it names has arrived, or its wait
-runs out, `archive.submissions` assembles the case and routes it to its folder.
+its study. Its UIDs are claims: an object joins an existing study only under `archive.sending`'s
+rule, otherwise it opens a separate case of its sender. A manifest opens a `Submission`; when
+every object it names has arrived, or its wait runs out, `archive.submissions` assembles the case
+and routes it to its folder.
 """
 
 from __future__ import annotations
@@ -30,28 +32,18 @@ from .models import (
     Submission,
     SubmissionReference,
     TeachingDocument,
-    User,
     utcnow,
 )
+from .senders import Sender, SenderIdentity, identify
+from .sending import may_join, may_send
+
+__all__ = ["Sender", "SenderIdentity", "file_instance", "provisional_folder"]
 
 
 class ObjectKind(str, enum.Enum):
     IMAGE = "image"  # and any other evidence object
     MANIFEST = "manifest"  # TCE Key Object Selection
     TEACHING = "teaching"  # TCE Additional Teaching File Information SR
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who sent an object: the AE titles of a DICOM association, or the user of a STOW request."""
-
-    calling_ae: str = ""
-    called_ae: str = ""
-    user_id: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"user:{self.user_id}" if self.user_id else f"ae:{self.calling_ae}"
 
 
 @dataclass(frozen=True)
@@ -114,22 +106,16 @@ class FilingResult:
     conflict: bool = False  # the same SOP Instance UID arrived with different content
 
 
-def provisional_folder(session: Session, sender: Sender) -> Folder:
-    """Where a new study waits for its manifest: the called AE's folder, else the sender's own."""
+def provisional_folder(session: Session, sender: Sender, identity: SenderIdentity | None = None) -> Folder:
+    """Where a new study waits for its manifest: the called AE's folder if the sender may send
+    there, else the sender's personal folder, else the admin-only inbox."""
+    identity = identity or identify(session, sender)
     binding = session.get(AeBinding, sender.called_ae.strip()) if sender.called_ae else None
     if binding is not None and binding.folder_id is not None:
-        return session.get_one(Folder, binding.folder_id)
-    user = sender_user(session, sender)
-    return personal_folder(session, user) if user is not None else unclaimed_inbox(session)
-
-
-def sender_user(session: Session, sender: Sender) -> User | None:
-    if sender.user_id is not None:
-        return session.get(User, sender.user_id)
-    binding = session.get(AeBinding, sender.calling_ae.strip()) if sender.calling_ae else None
-    if binding is not None and binding.user_id is not None:
-        return session.get(User, binding.user_id)
-    return None
+        folder = session.get_one(Folder, binding.folder_id)
+        if may_send(session, folder, identity, sender.calling_ae)[0]:
+            return folder
+    return personal_folder(session, identity.user) if identity.user is not None else unclaimed_inbox(session)
 
 
 def file_instance(
@@ -137,14 +123,17 @@ def file_instance(
 ) -> FilingResult:
     """Record a durable blob as an instance, then let any submission waiting for it progress."""
     now = now or utcnow()
-    existing = session.scalar(select(Instance).where(Instance.sop_instance_uid == received.sop_instance_uid))
+    identity = identify(session, sender)
+    existing = _joinable_instance(session, received, identity, sender)
     if existing is not None:
         return _again(session, existing, received, sender)
 
-    study = session.scalar(select(Study).where(Study.study_instance_uid == received.study_instance_uid))
+    study = _joinable_study(session, received, identity, sender)
     if study is None:
-        study = _new_case_with_study(session, received, sender)
-    series = session.scalar(select(Series).where(Series.series_instance_uid == received.series_instance_uid))
+        study = _new_case_with_study(session, received, sender, identity)
+    series = session.scalar(select(Series).where(
+        Series.study_id == study.id, Series.series_instance_uid == received.series_instance_uid
+    ))
     if series is None:
         mark_case_changed(session, study.case_id)  # a new series can add a modality or body part
         series = Series(
@@ -166,22 +155,56 @@ def file_instance(
         blob_sha256=received.blob.sha256,
     )
     session.add(instance)
+    session.flush()
     if received.teaching is not None:
-        session.merge(TeachingDocument(
+        session.add(TeachingDocument(
+            instance_id=instance.id,
             sop_instance_uid=received.sop_instance_uid,
             study_instance_uid=received.study_instance_uid,
             content=asdict(received.teaching),
         ))
-    session.flush()
     audit.record(
         session, sender.label, "instance.stored", "instance", instance.id,
         case_id=study.case_id, sop_instance_uid=received.sop_instance_uid, sha256=received.blob.sha256,
     )
     if received.manifest is not None:
-        _open_submission(session, received, study.case_id, sender, now + wait, now)
+        _open_submission(session, received, study.case_id, sender, identity, now + wait, now)
     quota.check_limit(session, study.case.folder)
     submissions.progress(session, received.sop_instance_uid, now)
     return FilingResult(study.case_id, instance.id, duplicate=False)
+
+
+def _joinable_instance(
+    session: Session, received: ReceivedInstance, identity: SenderIdentity, sender: Sender
+) -> Instance | None:
+    """The stored instance with this SOP Instance UID that the sender may add to, if any."""
+    others = []
+    for instance in session.scalars(
+        select(Instance).where(Instance.sop_instance_uid == received.sop_instance_uid).order_by(Instance.id)
+    ):
+        if may_join(session, identity, instance.series.study, sender.calling_ae):
+            return instance
+        others.append(instance.series.study.case_id)
+    if others:  # kept apart; an admin can see who reused whose UID
+        audit.record(session, sender.label, "instance.uid_reused", "instance", received.sop_instance_uid,
+                     cases=others, principal=identity.principal)
+    return None
+
+
+def _joinable_study(
+    session: Session, received: ReceivedInstance, identity: SenderIdentity, sender: Sender
+) -> Study | None:
+    studies = session.scalars(
+        select(Study).where(Study.study_instance_uid == received.study_instance_uid).order_by(Study.id)
+    ).all()
+    own = [s for s in studies if s.sender and s.sender == identity.principal]
+    for study in own + [s for s in studies if s not in own]:
+        if may_join(session, identity, study, sender.calling_ae):
+            return study
+    if studies:
+        audit.record(session, sender.label, "study.uid_reused", "study", received.study_instance_uid,
+                     cases=[s.case_id for s in studies], principal=identity.principal)
+    return None
 
 
 def _again(session: Session, existing: Instance, received: ReceivedInstance, sender: Sender) -> FilingResult:
@@ -202,13 +225,16 @@ def _again(session: Session, existing: Instance, received: ReceivedInstance, sen
     return FilingResult(case_id, existing.id, duplicate=False, conflict=True)
 
 
-def _new_case_with_study(session: Session, received: ReceivedInstance, sender: Sender) -> Study:
-    folder = provisional_folder(session, sender)
+def _new_case_with_study(
+    session: Session, received: ReceivedInstance, sender: Sender, identity: SenderIdentity
+) -> Study:
+    folder = provisional_folder(session, sender, identity)
     title = received.study_description or f"{received.modality or 'DICOM'} study {received.study_date}".strip()
     case = Case(folder_id=folder.id, title=title, status=CaseStatus.PENDING)
     study = Study(
         case=case,
         study_instance_uid=received.study_instance_uid,
+        sender=identity.principal,
         study_date=received.study_date,
         description=received.study_description,
         procedure_code=received.procedure_code,
@@ -223,7 +249,8 @@ def _new_case_with_study(session: Session, received: ReceivedInstance, sender: S
 
 
 def _open_submission(
-    session: Session, received: ReceivedInstance, case_id: int, sender: Sender, deadline: datetime, now: datetime
+    session: Session, received: ReceivedInstance, case_id: int, sender: Sender, identity: SenderIdentity,
+    deadline: datetime, now: datetime,
 ) -> None:
     facts = received.manifest
     assert facts is not None
@@ -234,9 +261,11 @@ def _open_submission(
         description=facts.description,
         observer_name=facts.observer_name,
         delay_reason=facts.delay_reason or "",
-        calling_ae=sender.calling_ae,
+        calling_ae=sender.calling_ae if identity.ae_verified else "",  # a listed-AE folder believes only these
         called_ae=sender.called_ae,
-        sender_user_id=sender.user_id,
+        sender=identity.principal,
+        author_trusted=identity.author_trusted,
+        sender_user_id=identity.user.id if identity.user is not None else None,
         case_id=case_id,
         received_at=now,
         deadline_at=deadline,

@@ -229,7 +229,11 @@ class Study(Base):
     who may not add to each other's cases get two studies with the same UID, kept apart."""
 
     __tablename__ = "studies"
-    __table_args__ = (UniqueConstraint("case_id", "study_instance_uid", name="uq_study_in_case"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "study_instance_uid", name="uq_study_in_case"),
+        # one sender's study is one row, even when two archive processes receive it at once
+        UniqueConstraint("sender", "study_instance_uid", name="uq_study_of_sender"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
@@ -337,6 +341,7 @@ class Submission(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     manifest_sop_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     sender: Mapped[str] = mapped_column(String(100), default="")  # principal of the manifest's sender
+    author_trusted: Mapped[bool] = mapped_column(Boolean, default=False)  # sent by a trusted edge or PACS
     study_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
     state: Mapped[SubmissionState] = mapped_column(
         Enum(SubmissionState, native_enum=False, length=16), default=SubmissionState.WAITING

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, quota
 from .db import mark_case_changed
-from .folders import folder_by_path, folder_path, personal_folder, rights_on, unclaimed_inbox
+from .folders import folder_by_path, folder_path, personal_folder, unclaimed_inbox
 from .models import (
     AeBinding,
     Case,
@@ -20,14 +20,17 @@ from .models import (
     Folder,
     FolderKind,
     Instance,
-    SenderKind,
-    SenderRestriction,
+    Series,
+    Study,
     Submission,
     SubmissionReference,
     SubmissionState,
     TeachingDocument,
     User,
 )
+from .registration import describe_registration
+from .senders import SenderIdentity
+from .sending import may_gather, may_send, user_of_principal
 
 FOLDER_IN_DESCRIPTION = re.compile(r"(?im)^\s*folder\s*:\s*(/?[^\n]+?)\s*$")
 
@@ -60,10 +63,23 @@ def progress(session: Session, arrived_sop_uid: str, now: datetime) -> None:
             assemble(session, submission, now)
 
 
-def missing_references(session: Session, submission: Submission) -> list[str]:
+def gatherable_instances(session: Session, submission: Submission) -> list[Instance]:
+    """The objects the manifest names that it may gather: its sender's own, or of cases the
+    sender may edit. Someone else's object with a named UID counts as not arrived."""
     wanted = [r.sop_instance_uid for r in submission.references]
-    present = set(session.scalars(select(Instance.sop_instance_uid).where(Instance.sop_instance_uid.in_(wanted))))
-    return [uid for uid in wanted if uid not in present]
+    case = session.get_one(Case, submission.case_id)
+    found: dict[str, Instance] = {}
+    for instance in session.scalars(
+        select(Instance).where(Instance.sop_instance_uid.in_(wanted)).order_by(Instance.id)
+    ):
+        if instance.sop_instance_uid not in found and may_gather(session, submission.sender, instance.series.study, case):
+            found[instance.sop_instance_uid] = instance
+    return list(found.values())
+
+
+def missing_references(session: Session, submission: Submission) -> list[str]:
+    present = {i.sop_instance_uid for i in gatherable_instances(session, submission)}
+    return [r.sop_instance_uid for r in submission.references if r.sop_instance_uid not in present]
 
 
 def sweep(session: Session, now: datetime, wait: timedelta) -> int:
@@ -90,20 +106,23 @@ def sweep(session: Session, now: datetime, wait: timedelta) -> int:
 def assemble(session: Session, submission: Submission, now: datetime) -> Case:
     """Gather the submission's studies into its case, fill in the teaching text, and route it."""
     case = session.get_one(Case, submission.case_id)
-    missing = missing_references(session, submission)
-    wanted = [r.sop_instance_uid for r in submission.references]
-    present = session.scalars(select(Instance).where(Instance.sop_instance_uid.in_(wanted))).all()
+    present = gatherable_instances(session, submission)
+    arrived = {i.sop_instance_uid for i in present}
+    missing = [r.sop_instance_uid for r in submission.references if r.sop_instance_uid not in arrived]
     for instance in present:
         study = instance.series.study
         if study.case_id != case.id:
             _move_study(session, study, case)
 
+    wanted = [r.sop_instance_uid for r in submission.references]
     teaching = _teaching_document(session, wanted, case)
     author: User | None = None
+    notices: list[str] = []
     if teaching is not None:
         _apply_teaching(case, teaching.content)
-        gmc = teaching.content.get("author_gmc", "")
-        author = session.scalar(select(User).where(User.gmc == gmc)) if gmc else None
+        author, notice = _believed_author(session, submission, case, teaching.content)
+        if notice:
+            notices.append(notice)
 
     route = choose_route(session, submission, case, author)
     case.folder_id = route.folder.id
@@ -112,7 +131,8 @@ def assemble(session: Session, submission: Submission, now: datetime) -> Case:
         CaseStatus.COMPLETE if teaching is not None else CaseStatus.NEEDS_DETAILS
     )
     case.missing = missing
-    notices = [route.notice] if route.notice else []
+    if route.notice:
+        notices.insert(0, route.notice)
     if missing:
         notices.append(f"{len(missing)} object(s) named in the manifest never arrived.")
     case.notice = " ".join(notices)
@@ -128,7 +148,28 @@ def assemble(session: Session, submission: Submission, now: datetime) -> Case:
     return case
 
 
-def _move_study(session: Session, study, case: Case) -> None:  # type: ignore[no-untyped-def]
+def _believed_author(session: Session, submission: Submission, case: Case, content: dict) -> tuple[User | None, str]:  # type: ignore[type-arg]
+    """The report's author, if its sender is trusted to say so; else the sending user, with the
+    claim kept as text and a notice. A claim that names the sending user themselves is believed."""
+    gmc = content.get("author_gmc", "")
+    if submission.author_trusted:
+        return (session.scalar(select(User).where(User.gmc == gmc)) if gmc else None), ""
+    sender = session.get(User, submission.sender_user_id) if submission.sender_user_id else None
+    if sender is not None and gmc and gmc == sender.gmc:
+        return sender, ""  # the sender signs as themselves
+    case.author_name, case.author_gmc = (sender.display_name, sender.gmc) if sender else ("", "")
+    if not gmc and not content.get("author_name"):
+        return sender, ""
+    claimed = " ".join(p for p in (content.get("author_name", ""), f"({describe_registration(gmc)})" if gmc else "") if p)
+    case.teaching_extra = {**(case.teaching_extra or {}), "claimed_author": claimed}
+    whom = f"the sender's account ({sender.display_name})" if sender else "the admin inbox"
+    return sender, (
+        f"The report names {claimed} as its author, but it did not come from a registered export manager "
+        f"or trusted PACS, so the claim is kept as text and the case is filed under {whom}."
+    )
+
+
+def _move_study(session: Session, study: Study, case: Case) -> None:
     old_case = study.case
     study.case = case
     session.flush()
@@ -139,14 +180,14 @@ def _move_study(session: Session, study, case: Case) -> None:  # type: ignore[no
 
 
 def _teaching_document(session: Session, wanted: list[str], case: Case) -> TeachingDocument | None:
-    study_uids = [s.study_instance_uid for s in case.studies]
+    """The teaching-file report filed in this case, preferring one the manifest names."""
     return session.scalars(
         select(TeachingDocument)
-        .where(
-            TeachingDocument.sop_instance_uid.in_(wanted)
-            | TeachingDocument.study_instance_uid.in_(study_uids)
-        )
-        .order_by(TeachingDocument.sop_instance_uid.in_(wanted).desc())
+        .join(Instance, Instance.id == TeachingDocument.instance_id)
+        .join(Series, Series.id == Instance.series_id)
+        .join(Study, Study.id == Series.study_id)
+        .where(Study.case_id == case.id)
+        .order_by(TeachingDocument.sop_instance_uid.in_(wanted).desc(), TeachingDocument.instance_id.desc())
     ).first()
 
 
@@ -167,8 +208,8 @@ def _apply_teaching(case: Case, content: dict) -> None:  # type: ignore[type-arg
 def choose_route(session: Session, submission: Submission, case: Case, author: User | None) -> Route:
     """Called AE's folder, else the folder named in the manifest, else the author's personal folder.
 
-    The author (or the calling AE) must be allowed to send to a named folder; otherwise the case
-    goes to the author's personal folder with a notice saying why.
+    The (believed) author or the sending user must be allowed to send to a named folder; otherwise
+    the case goes to the author's personal folder with a notice saying why.
     """
     fallback = _author_folder(session, case, author, submission)
     named, how = _named_folder(session, submission)
@@ -176,7 +217,11 @@ def choose_route(session: Session, submission: Submission, case: Case, author: U
         return Route(fallback, f"The folder {named} named in the manifest does not exist.")
     if named is None:
         return Route(fallback, _fallback_notice(case, author))
-    allowed, why = may_send(session, named, author, submission)
+    identity = SenderIdentity(
+        submission.sender, user_of_principal(session, submission.sender),
+        author_trusted=submission.author_trusted, ae_verified=bool(submission.calling_ae),
+    )
+    allowed, why = may_send(session, named, identity, submission.calling_ae, author)
     if allowed:
         return Route(named)
     return Route(fallback, f"Not filed in {folder_path(session, named)} ({how}): {why}.")
@@ -199,35 +244,14 @@ def _author_folder(session: Session, case: Case, author: User | None, submission
     if case.author_gmc:  # an author with no account yet: held for them in the admin inbox
         return unclaimed_inbox(session)
     sender = session.get(User, submission.sender_user_id) if submission.sender_user_id else None
-    binding = session.get(AeBinding, submission.calling_ae) if submission.calling_ae else None
-    if sender is None and binding is not None and binding.user_id is not None:
-        sender = session.get(User, binding.user_id)
     return personal_folder(session, sender) if sender is not None else unclaimed_inbox(session)
 
 
 def _fallback_notice(case: Case, author: User | None) -> str:
     if author is None and case.author_gmc:
-        return f"No user has GMC number {case.author_gmc}; the case waits in the admin inbox for them."
+        return (f"No user has registration number {describe_registration(case.author_gmc)}; "
+                "the case waits in the admin inbox for them.")
     return ""
-
-
-def may_send(session: Session, folder: Folder, author: User | None, submission: Submission) -> tuple[bool, str]:
-    restrictions = session.scalars(select(SenderRestriction).where(SenderRestriction.folder_id == folder.id)).all()
-    if restrictions:
-        gmcs = {r.value for r in restrictions if r.kind is SenderKind.GMC}
-        aes = {r.value for r in restrictions if r.kind is SenderKind.AE_TITLE}
-        if (author is not None and author.gmc in gmcs) or submission.calling_ae in aes:
-            return True, ""
-        who = f"GMC {author.gmc}" if author is not None else "an unknown author"
-        return False, f"the folder accepts only listed senders, and {who} is not one"
-    candidates = [author]
-    if submission.sender_user_id:
-        candidates.append(session.get(User, submission.sender_user_id))
-    for user in candidates:
-        if user is not None and rights_on(session, user, folder).send:
-            return True, ""
-    who = author.username if author is not None else "the author"
-    return False, f"{who} has no send right on it"
 
 
 def claim_unclaimed(session: Session, user: User) -> int:

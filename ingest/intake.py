@@ -33,12 +33,13 @@ from archive.filing import (
     provisional_folder,
 )
 from archive.models import Instance, QuarantineState, User
+from archive.senders import identify
 from archive.quota import QuotaExceeded, refuse_if_hard_limit_exceeded
 
 from . import status
 from .deid_check import reasons_to_quarantine
 from .tce import atfi, manifest
-from .validation import MalformedObject, read_complete, read_meta
+from .validation import MalformedObject, check_encoding, invalid_uid, read_complete, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class Intake:
                     status.REFUSED_SOP_CLASS_NOT_SUPPORTED, f"transfer syntax {syntax or '(none)'} is not supported",
                     str(meta.get("MediaStorageSOPClassUID", "")), str(meta.get("MediaStorageSOPInstanceUID", "")),
                 )
+            check_encoding(encoded, syntax)
             ds = read_complete(encoded)
             problem = check_identity(ds, negotiated_sop_class, required_study)
             if problem is not None:
@@ -111,10 +113,11 @@ class Intake:
         if reasons:
             blob = self.blobs.put_bytes(encoded)
             with self.database.session() as session:
+                identity = identify(session, sender)
                 quarantine.hold(
                     session, sop_instance_uid=ids["sop_instance_uid"], sop_class_uid=ids["sop_class_uid"],
                     blob=blob, reasons=reasons, calling_ae=sender.calling_ae, called_ae=sender.called_ae,
-                    sender_label=sender.label,
+                    sender_label=sender.label, sender_user_id=identity.user.id if identity.user else None,
                 )
             log.warning("quarantined %s from %s: %s", ids["sop_instance_uid"], sender.label, "; ".join(reasons))
             return Outcome(status.SUCCESS, **ids, quarantined=True)
@@ -142,7 +145,8 @@ def release_from_quarantine(intake: Intake, admin_id: int, entry_id: int) -> Fil
         entry = quarantine.decide(session, admin, entry_id, QuarantineState.RELEASED)
         ds = read_complete(intake.blobs.read(entry.blob_sha256))
         received = replace(describe(ds), blob=StoredBlob(entry.blob_sha256, entry.size_bytes, created=False))
-        sender = Sender(calling_ae=entry.calling_ae, called_ae=entry.called_ae)
+        # filed as its sender's; the association's address is gone, so a registered AE's trust is not
+        sender = Sender(calling_ae=entry.calling_ae, called_ae=entry.called_ae, user_id=entry.sender_user_id)
         return file_instance(session, received, sender, wait=intake.wait)
 
 
@@ -173,6 +177,8 @@ def _identity_problem(
     missing = [keyword for keyword in REQUIRED_UIDS if not ds.get(keyword)]
     if missing:
         return status.ERROR_CANNOT_UNDERSTAND, f"missing {', '.join(missing)}"
+    if (bad := invalid_uid(ds)) is not None:
+        return status.ERROR_CANNOT_UNDERSTAND, f"{bad} is not a valid UID (PS3.5 9.1)"
     if required_study and str(ds.StudyInstanceUID) != required_study:
         return status.ERROR_DATASET_DOES_NOT_MATCH_SOP_CLASS, "Study Instance UID differs from the URL"
     sop_class = str(ds.SOPClassUID)

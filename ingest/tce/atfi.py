@@ -36,6 +36,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from archive.registration import parse_registration, split_trailing_registration
+
 from . import codes
 from .manifest import evidence_for_highdicom
 
@@ -135,13 +137,6 @@ _NARRATIVE_FIELDS = (
     "diagnosis", "organ_system", "pathology", "anatomy", "modality",
 )
 _KEYWORD_SEPARATORS = re.compile(r"[|;,]")
-# GMC reference numbers are seven digits; anything else after "GMC" stays in the name.
-_TRAILING_GMC = re.compile(
-    r"[\s,;:(\[-]*\bGMC\b(?:\s*(?:no\.?|number|#))?[\s:.#-]*(?P<number>\d{7})\s*[)\]]?\s*$",
-    re.IGNORECASE,
-)
-
-
 # --- Recognising --------------------------------------------------------------------------
 
 
@@ -316,19 +311,21 @@ def _authors(texts: list[str]) -> tuple[str, str]:
 
 
 def _split_author(text: str) -> tuple[str, str]:
-    """Name and GMC number of one Author value, TEXT or PNAME."""
+    """Name and registration number (canonical, see `archive.registration`) of one Author value.
+
+    A person name carries the number as its fifth component (``Smith^Jane^^^GMC7123456`` in the
+    RCR template, or the bare digits); free text may end with one (``Dr Jane Smith GMC 1234567``).
+    """
     name = text.strip()
     if "^" in name:
         components = name.split("=")[0].split("^")  # the alphabetic group of a PN
         name = "^".join(components[:4]).rstrip("^").strip()
         suffix = components[4].strip() if len(components) > 4 else ""
         if suffix:
-            found = _TRAILING_GMC.search(suffix)
-            return name, found.group("number") if found else suffix
-    found = _TRAILING_GMC.search(name)
-    if found:
-        return name[: found.start()].strip(), found.group("number")
-    return name, ""
+            found = parse_registration(suffix) or split_trailing_registration(suffix)[1]
+            return name, found.canonical if found else ""
+    rest, found = split_trailing_registration(name)
+    return (rest, found.canonical) if found else (name, "")
 
 
 # --- Writing ------------------------------------------------------------------------------

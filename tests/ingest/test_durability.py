@@ -136,24 +136,28 @@ def serving(data: Path, logs: Path, **kwargs: int) -> Iterator[Serve]:
         server.stop()
 
 
-def prepare_archive(data: Path, username: str, gmc: str, calling_aes: list[str]) -> str:
-    """Creates a user, binds calling AE titles to them and returns a bearer token.
+def prepare_archive(data: Path, username: str, gmc: str, calling_aes: list[str], trusted_pacs: tuple[str, ...] = ()) -> str:
+    """Creates a user, binds calling AE titles to them, registers `trusted_pacs` as PACS whose
+    reports' authors are believed, and returns a bearer token.
 
     Does what `casebank user add`, `casebank ae bind` and `casebank token` do, through the same
     domain services but in this process: each CLI run costs seconds of start-up.
     """
     from api.runtime import Casebank
     from api.settings import Settings
-    from archive import users
+    from archive import senders, users
+    from archive.models import AeTrust
 
     settings = Settings(data=data, database_url=None, search_url=None, smtp_url=None, secret_key="durability-test")
     with Casebank.open(settings) as casebank, casebank.database.session() as session:
         user = users.add_user(
             session, username, email=f"{username}@hospital.example", gmc=gmc,
-            display_name=f"Dr {username.title()}", password=f"pw-{username}",
+            display_name=f"Dr {username.title()}", password=f"pw-{username}-for-tests-only",
         ).user
         for ae_title in calling_aes:
             users.bind_ae(session, ae_title, user)
+        for ae_title in trusted_pacs:
+            senders.register_ae(session, ae_title, AeTrust.PACS, host="127.0.0.1")
         return users.issue_token(session, user)
 
 
@@ -367,7 +371,7 @@ def send_all(server: Serve, objects: list[Dataset]) -> list[int]:
 
 def test_sigkill_mid_send_loses_no_acknowledged_instance_and_a_resend_completes_the_case(tmp_path):
     data = tmp_path / "data"
-    token = prepare_archive(data, "alice", AUTHOR_GMC, [])
+    token = prepare_archive(data, "alice", AUTHOR_GMC, [], trusted_pacs=("EXPORTER",))
     images = dicom_data.study(["CT_small.dcm"] * N_IMAGES, description="CT abdomen")
     report, manifest = dicom_data.tce_export(images, teaching_info())
     objects = [manifest, report, *images]

@@ -21,13 +21,23 @@ from ingest.edge.service import Edge, EdgeConfig
 from ingest.tce.atfi import TeachingFileInfo
 
 from .. import dicom_data
+from ..senders import register_ae
 from ..peers import LiveServer, free_port, orthanc, wait_for_port
+from ..csrf_client import BrowserLikeClient
 
 STORESCU = "/usr/bin/storescu"
 CASEBANK = str(Path(sys.executable).with_name("casebank"))
 IDENTIFIERS = [b"Smith^John", b"SMITH^JOHN", b"9434765919", b"19600101", b"ACC-778899", b"St Elsewhere"]
 
 pytestmark = pytest.mark.peers
+
+
+
+@pytest.fixture(autouse=True)
+def edge_is_registered(request):
+    """The archive knows this edge: an export manager whose reports' authors it believes."""
+    if "casebank" in request.fixturenames:
+        register_ae(request.getfixturevalue("casebank"), "CASEBANK-EDGE", "edge", host="127.0.0.1")
 
 
 def identified_export(count: int, gmc: str = "7000001"):
@@ -186,7 +196,7 @@ def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tm
     ))
     edge.outbox.put(b"DICM", "1.2.5")
     edge.users.add("ajones", display_name="Jones^Ann", gmc="7000001", password="pw")
-    client = TestClient(create_edge_app(edge))
+    client = BrowserLikeClient(create_edge_app(edge))
     client.post("/login", data={"username": "ajones", "password": "pw"})
     status = client.get("/api/edge/status").json()
     assert status["outbox"]["pending"] == 1

@@ -25,10 +25,20 @@ from ingest.edge.service import Edge, EdgeConfig
 from ingest.edge.users import EdgeUserError, EdgeUsers
 
 from .. import dicom_data
+from ..senders import register_ae
 from ..peers import LiveServer, free_port, orthanc
 from .test_edge import IDENTIFIERS, stored_count, wait_until
+from ..csrf_client import BrowserLikeClient
 
 pytestmark = pytest.mark.peers
+
+
+
+@pytest.fixture(autouse=True)
+def edge_is_registered(request):
+    """The archive knows this edge: an export manager whose reports' authors it believes."""
+    if "casebank" in request.fixturenames:
+        register_ae(request.getfixturevalue("casebank"), "CASEBANK-EDGE", "edge", host="127.0.0.1")
 
 
 def identified_study() -> list[Dataset]:
@@ -82,7 +92,7 @@ def test_a_study_chosen_on_the_edge_page_arrives_deidentified_in_the_chosen_fold
         password = edge.users.add("ajones", display_name="Jones^Ann", gmc=alice.gmc)
         edge.start()
         try:
-            client = TestClient(create_edge_app(edge))
+            client = BrowserLikeClient(create_edge_app(edge))
             assert client.get("/", follow_redirects=False).status_code == 303  # the page needs a login
             log_in(client, "ajones", password)
 
@@ -158,7 +168,7 @@ def test_a_study_chosen_on_the_edge_page_arrives_deidentified_in_the_chosen_fold
 def test_edge_pages_need_a_login_and_reject_a_wrong_password(tmp_path):
     edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination("ARCHIVE", "127.0.0.1", free_port())))
     edge.users.add("ajones", display_name="Jones^Ann", gmc="7000001", password="right-password")
-    client = TestClient(create_edge_app(edge))
+    client = BrowserLikeClient(create_edge_app(edge))
     assert client.get("/api/edge/status").status_code == 401
     assert client.get("/studies?patient_id=1", follow_redirects=False).headers["location"].startswith("/login")
     wrong = client.post("/login", data={"username": "ajones", "password": "wrong"})
@@ -204,7 +214,7 @@ def test_an_unreachable_pacs_is_shown_on_the_page_not_as_a_traceback(tmp_path):
     pacs = Destination("ORTHANC", "127.0.0.1", free_port())
     edge = Edge(EdgeConfig(data=tmp_path / "edge", archive=Destination("ARCHIVE", "127.0.0.1", free_port()), pacs=pacs))
     edge.users.add("ajones", display_name="Jones^Ann", gmc="7000001", password="pw")
-    client = TestClient(create_edge_app(edge))
+    client = BrowserLikeClient(create_edge_app(edge))
     log_in(client, "ajones", "pw")
     for url in ("/studies?patient_id=123", "/studies/1.2.3"):
         answer = client.get(url)

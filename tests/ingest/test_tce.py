@@ -701,6 +701,17 @@ def test_atfi_diagnosis_confirmed_as_text(evidence, value, confirmed):
         (text(AUTHOR, "Smith^Jane^^^GMC 2345678"), "Smith^Jane", "2345678"),
         (text(AUTHOR, "Jane Smith, GMC 123"), "Jane Smith, GMC 123", ""),  # not a GMC number
         (text(AUTHOR, "Jane Smith"), "Jane Smith", ""),
+        # the RCR template's own form: the register's name glued to the number
+        (text(AUTHOR, "Smith^Jane^^^GMC7123456"), "Smith^Jane", "7123456"),
+        (text(AUTHOR, "Smith^Jane^^^gmc 7123456"), "Smith^Jane", "7123456"),
+        (text(AUTHOR, "Smith^Jane^^^GMC No. 7123456"), "Smith^Jane", "7123456"),
+        (text(AUTHOR, "Jane Smith GMC7123456"), "Jane Smith", "7123456"),
+        # other registers keep their name with the number
+        (text(AUTHOR, "Brown^Amy^^^NMC 12A3456E"), "Brown^Amy", "NMC 12A3456E"),
+        (text(AUTHOR, "Brown^Amy^^^NMC12a3456e"), "Brown^Amy", "NMC 12A3456E"),
+        (text(AUTHOR, "Amy Brown, HCPC RA12345"), "Amy Brown", "HCPC RA12345"),
+        (text(AUTHOR, "Smith^Jane^^^PhD"), "Smith^Jane", ""),  # a suffix that is no registration
+        (text(AUTHOR, "Smith^Jane^^^GMC712345"), "Smith^Jane", ""),  # six digits: not a GMC number
         (PnameContentItem(name=AUTHOR, value="Smith^Jane^^^1234567", relationship_type=CONTAINS),
          "Smith^Jane", "1234567"),
         (PnameContentItem(name=AUTHOR, value="Smith^Jane", relationship_type=CONTAINS),

@@ -20,6 +20,7 @@ from archive import folders, users
 from archive.models import Case, FolderKind, Instance
 
 from .. import dicom_data
+from ..senders import register_ae
 from ..peers import LiveServer, free_port, orthanc
 from .test_tce_receiver import assert_full_teaching_text, export, send
 
@@ -49,6 +50,7 @@ def test_orthanc_sends_a_tce_export_that_lands_in_the_intended_folder(casebank, 
             shared = folders.create_folder(session, admin, "Teaching", FolderKind.SHARED)
             folders.grant(session, admin, shared, alice, view=True, send=True)
             users.bind_called_ae(session, called_ae, shared)
+    register_ae(casebank, "ORTHANC", "pacs", host="127.0.0.1")  # a PACS trusted to sign for its users
     images, report, manifest = export()
     paths = dicom_data.write([*images, report, manifest], tmp_path / "export")
     with orthanc({"archive": [called_ae, "127.0.0.1", live.dicom_port]}, tmp_path / "orthanc") as pacs:
@@ -66,6 +68,7 @@ def test_the_same_export_over_either_transport_gives_the_same_case(casebank, liv
     images, report, manifest = export()
     objects = [*images, report, manifest]
     if transport.startswith("storescu"):
+        register_ae(casebank, "SITEPACS", "pacs", host="127.0.0.1")
         random.Random(3).shuffle(objects)
         paths = dicom_data.write(objects, tmp_path / "export")
         env = {**os.environ, "TCP_NODELAY": "1"}

@@ -17,6 +17,7 @@ depends_on = None
 # (table, column, name of the new per-parent unique constraint, its columns)
 PER_PARENT_UIDS = (
     ('studies', 'study_instance_uid', 'uq_study_in_case', ['case_id', 'study_instance_uid']),
+    ('studies', None, 'uq_study_of_sender', ['sender', 'study_instance_uid']),
     ('series', 'series_instance_uid', 'uq_series_in_study', ['study_id', 'series_instance_uid']),
     ('instances', 'sop_instance_uid', 'uq_instance_in_series', ['series_id', 'sop_instance_uid']),
 )
@@ -68,13 +69,16 @@ def upgrade() -> None:
     with op.batch_alter_table('studies', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sender', sa.String(length=100), nullable=False, server_default=''))
     for table, column, name, columns in PER_PARENT_UIDS:
-        _drop_global_unique(table, column)
+        if column is not None:
+            _drop_global_unique(table, column)
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.create_index(batch_op.f(f'ix_{table}_{column}'), [column], unique=False)
+            if column is not None:
+                batch_op.create_index(batch_op.f(f'ix_{table}_{column}'), [column], unique=False)
             batch_op.create_unique_constraint(name, columns)
 
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('sender', sa.String(length=100), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('author_trusted', sa.Boolean(), nullable=False, server_default=sa.false()))
     _drop_global_unique('submissions', 'manifest_sop_instance_uid')
     with op.batch_alter_table('submissions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_submissions_manifest_sop_instance_uid'), ['manifest_sop_instance_uid'], unique=False)
@@ -104,7 +108,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_teaching_documents_sop_instance_uid'), ['sop_instance_uid'], unique=False)
         batch_op.create_index(batch_op.f('ix_teaching_documents_study_instance_uid'), ['study_instance_uid'], unique=False)
 
-    for table, column in (('api_tokens', 'name'), ('users', 'disabled'), ('studies', 'sender'), ('submissions', 'sender')):
+    for table, column in (('api_tokens', 'name'), ('users', 'disabled'), ('studies', 'sender'), ('submissions', 'sender'), ('submissions', 'author_trusted')):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.alter_column(column, server_default=None)
 
