@@ -1,4 +1,6 @@
-"""Admin review of quarantined objects: list, inspect, release or delete; every action audited."""
+"""Admin review of quarantined objects: list, inspect, release or delete; every action audited.
+
+Non-admins get 404, as for a missing entry. Senders see their own held objects at /api/me/held."""
 
 from __future__ import annotations
 
@@ -39,6 +41,33 @@ def _out(entry) -> QuarantinedOut:  # type: ignore[no-untyped-def]
         size_bytes=entry.size_bytes, reasons=list(entry.reasons), calling_ae=entry.calling_ae,
         called_ae=entry.called_ae, state=entry.state.value, received_at=entry.received_at,
     )
+
+
+class HeldOut(BaseModel):
+    """What a sender may know of an object held at the door: when, what, why; never the header."""
+
+    id: int
+    sop_instance_uid: str
+    sop_class_uid: str
+    reasons: list[str]
+    received_at: datetime
+
+
+class HeldNotice(BaseModel):
+    notice: str  # "1 object held at the door: <reason>", "" when nothing is held
+    held: list[HeldOut]
+
+
+@router.get("/api/me/held", response_model=HeldNotice)
+def my_held_objects(cb: CasebankDep, credentials: CredentialsDep) -> HeldNotice:
+    """Objects the caller sent (STOW, or from an AE bound to them) that the door check holds."""
+    with cb.database.session() as session:
+        held = quarantine.held_for_sender(session, credentials.user(session))
+        return HeldNotice(notice=quarantine.sender_notice(held), held=[
+            HeldOut(id=e.id, sop_instance_uid=e.sop_instance_uid, sop_class_uid=e.sop_class_uid,
+                    reasons=list(e.reasons), received_at=e.received_at)
+            for e in held
+        ])
 
 
 @router.get("/api/admin/quarantine", response_model=list[QuarantinedOut])

@@ -1,14 +1,18 @@
 """The archive's door check on real headers, nested sequences and private tags included."""
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 
+from ingest.deid import Option, Profile, ProjectKey, deidentify
 from ingest.deid_check import reasons_to_quarantine
 
 from .. import dicom_data
 
 
 def clean_ct() -> Dataset:
-    return dicom_data.study(["CT_small.dcm"])[0]
+    """CT_small through the edge's engine, Clean Descriptors declared (descriptions may hold text)."""
+    original = dcmread(dicom_data.test_file("CT_small.dcm"))
+    return deidentify(original, Profile.of(Option.CLEAN_DESCRIPTORS), ProjectKey(b"check-secret-0123456789abcdef")).dataset
 
 
 def test_a_deidentified_object_passes():
@@ -19,29 +23,40 @@ def test_identifiers_inside_nested_sequences_are_found():
     ds = clean_ct()
     item, inner = Dataset(), Dataset()
     inner.OperatorsName = "Bloggs^Fred"
-    item.ReferencedStudySequence = [inner]
+    item.ReferencedImageSequence = [inner]  # X/Z/U*: kept with new UIDs, cleaned inside
     ds.RequestAttributesSequence = [item]
     [reason] = reasons_to_quarantine(ds)
-    assert reason == "OperatorsName has a value in RequestAttributesSequence[0] in ReferencedStudySequence[0]"
+    assert reason == (
+        "OperatorsName (0008,1070) in RequestAttributesSequence[0] in ReferencedImageSequence[0] has a value; "
+        "the declared profile removes, empties or writes a dummy value (X/Z/D)"
+    )
 
 
-def test_an_nhs_number_in_a_private_tag_is_found_and_a_wrong_check_digit_is_not():
+def test_an_nhs_number_in_kept_text_is_found_and_a_wrong_check_digit_is_not():
     ds = clean_ct()
-    block = ds.private_block(0x0011, "SITE 1.0", create=True)
-    block.add_new(0x10, "LO", "ref 943 476 5918")  # check digit wrong: not an NHS number
+    ds.StudyDescription = "CT chest ref 943 476 5918"  # check digit wrong: not an NHS number
     assert reasons_to_quarantine(ds) == []
-    block.add_new(0x11, "LO", "NHS 943 476 5919")
+    item = Dataset()
+    item.StudyDescription = "CT chest NHS 943 476 5919"
+    ds.SharedFunctionalGroupsSequence = [item]
     [reason] = reasons_to_quarantine(ds)
-    assert reason.startswith("an NHS number appears in")
+    assert reason == "an NHS number appears in StudyDescription in SharedFunctionalGroupsSequence[0]"
 
 
 def test_an_undeclared_object_is_held():
     ds = clean_ct()
     ds.PatientIdentityRemoved = "NO"
     del ds.DeidentificationMethodCodeSequence
-    assert reasons_to_quarantine(ds) == [
+    reasons = reasons_to_quarantine(ds)
+    assert reasons[:2] == [
         "Patient Identity Removed (0012,0062) is not YES",
         "no De-identification Method Code Sequence (0012,0064)",
+    ]
+    # nothing declared: the Basic Profile alone is the measure, which removes descriptions
+    assert reasons[2:] == [
+        "StudyDescription (0008,1030) has a value; the declared profile removes it (X) unless Clean Descriptors (113105) is declared",
+        "ContrastBolusAgent (0018,0010) has a value; the declared profile empties it or writes a dummy value (Z/D) unless Clean Descriptors (113105) is declared",
+        "ImageComments (0020,4000) has a value; the declared profile removes it (X) unless Clean Descriptors (113105) is declared",
     ]
 
 
