@@ -257,3 +257,28 @@ def test_a_view_only_grantee_cannot_copy_a_case(casebank, victim, make_user):
             copy_case(session, casebank.blobs, bob, victim["case_id"], folders.personal_folder(session, bob).id)
     assert cases_in(casebank, "/bob") == []
     assert case_state(casebank, victim["case_id"]) == victim["before"]
+
+
+def test_a_called_ae_bound_to_a_folder_still_needs_the_send_right(casebank, live, make_user):
+    mallory, root = make_user("mallory"), make_user("root", admin=True)
+    with casebank.database.session() as session:
+        exam = folders.create_folder(session, root, "Exam", FolderKind.EXAM)
+        users.bind_called_ae(session, "EXAM", exam)
+        users.bind_ae(session, "MALLORYPC", session.merge(mallory))
+    send(live, dicom_data.study(["CT_small.dcm"]), calling_ae="MALLORYPC", called_ae="EXAM", trusted=False)
+    assert cases_in(casebank, "/Exam") == []
+    assert len(cases_in(casebank, "/mallory")) == 1
+
+
+def test_a_sub_folder_inherits_its_parents_list_of_allowed_senders(casebank, live, make_user):
+    alice, root = make_user("alice"), make_user("root", admin=True)
+    with casebank.database.session() as session:
+        ldm = folders.create_folder(session, root, "LDM", FolderKind.LDM)
+        chest = folders.create_folder(session, root, "Chest", FolderKind.LDM, parent=ldm)
+        folders.grant(session, root, ldm, session.merge(alice), send=True)
+        folders.restrict_senders(session, root, ldm, gmc_numbers=["9999999"], calling_aes=[])
+    images, report, manifest = export(description="folder: /LDM/Chest")
+    send(live, [*images, report, manifest])  # signed by Alice (7000001), who is not on the list
+    assert cases_in(casebank, "/LDM/Chest") == []
+    [case] = cases_in(casebank, "/alice")
+    assert "listed senders" in case.notice
