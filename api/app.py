@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import os
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -10,13 +13,38 @@ from starlette.middleware.sessions import SessionMiddleware
 from ui import STATIC
 
 from . import problems
-from .routes import auth, case_extras, case_pages, cases, dicomweb, dicomweb_read, folder_pages, folders, health, pages, quarantine, search, terminology, viewer
+from .deps import verify_csrf
+from .headers import SecurityHeaders
+from .login import LoginGuard
+from .routes import (
+    auth,
+    case_extras,
+    case_pages,
+    cases,
+    dicomweb,
+    dicomweb_read,
+    folder_pages,
+    folders,
+    health,
+    pages,
+    quarantine,
+    quarantine_pages,
+    search,
+    terminology,
+    viewer,
+)
 from .runtime import Casebank
 
-SESSION_MAX_AGE = 12 * 3600  # one working day
+
+def _private(path: Path) -> None:
+    """Data files hold patients' images' metadata and the session-signing key: owner only."""
+    if path.is_file():
+        os.chmod(path, 0o600)
 
 
 def create_app(casebank: Casebank) -> FastAPI:
+    settings = casebank.settings
+    https = (settings.base_url or "").lower().startswith("https://")
     app = FastAPI(
         title="Casebank",
         summary="Radiology teaching-file and research repository",
@@ -24,23 +52,30 @@ def create_app(casebank: Casebank) -> FastAPI:
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        dependencies=[Depends(verify_csrf)],  # every route: forged cookie-authenticated writes refused
     )
     app.state.casebank = casebank
-    origins = [o.strip().rstrip("/") for o in casebank.settings.cors_origins.split(",") if o.strip()]
+    app.state.login_guard = LoginGuard(settings.login_rate)
+    origins = [o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # a viewer served elsewhere (OHIF) reads DICOMweb with a bearer token, not the session cookie
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["Authorization", "Accept", "Content-Type"],
                            expose_headers=["Content-Type", "Content-Length", "Warning"])
+    secret = settings.resolved_secret_key()
+    _private(settings.data / "secret_key")
     app.add_middleware(
         SessionMiddleware,
-        secret_key=casebank.settings.resolved_secret_key(),
+        secret_key=secret,
         session_cookie="casebank_session",
-        max_age=SESSION_MAX_AGE,
+        # the cookie only carries the key of a server-side session (and the CSRF token); the
+        # server's expires_at and logout decide how long it works
+        max_age=int(settings.session_hours * 3600),
         same_site="lax",
-        https_only=False,
+        https_only=https,
     )
+    app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
-    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, folder_pages, case_pages, pages):
+    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, folder_pages, case_pages, quarantine_pages, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

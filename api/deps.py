@@ -12,9 +12,9 @@ from archive import users
 from archive.errors import NotAuthenticated
 from archive.models import User
 
+from . import csrf
+from .login import SESSION_KEY
 from .runtime import Casebank
-
-SESSION_USER = "user_id"
 
 
 def get_casebank(request: Request) -> Casebank:
@@ -26,19 +26,17 @@ class Credentials:
     """What the request presented; resolved to a User inside the caller's database session."""
 
     bearer_token: str | None
-    session_user_id: int | None
+    session_key: str | None  # the random key of a server-side session (archive.models.UserSession)
 
     @property
     def present(self) -> bool:
-        return bool(self.bearer_token or self.session_user_id)
+        return bool(self.bearer_token or self.session_key)
 
     def user(self, session: Session) -> User:
         if self.bearer_token:
             return users.user_for_token(session, self.bearer_token)
-        if self.session_user_id is not None:
-            user = session.get(User, self.session_user_id)
-            if user is not None:
-                return user
+        if self.session_key:
+            return users.user_for_session(session, self.session_key)
         raise NotAuthenticated("log in, or send 'Authorization: Bearer <token>' (see `casebank token`)")
 
 
@@ -46,7 +44,13 @@ def get_credentials(request: Request) -> Credentials:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
-    return Credentials(bearer_token=bearer, session_user_id=request.session.get(SESSION_USER))
+    key = request.session.get(SESSION_KEY)
+    return Credentials(bearer_token=bearer, session_key=key if isinstance(key, str) else None)
+
+
+async def verify_csrf(request: Request) -> None:
+    """Every route's guard against forged cookie-authenticated writes (see api.csrf)."""
+    await csrf.verify(request, request.app.state.casebank.settings.base_url)
 
 
 CasebankDep = Annotated[Casebank, Depends(get_casebank)]

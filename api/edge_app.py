@@ -25,7 +25,10 @@ from ingest.edge.users import EdgeUser
 from ingest.validation import read_complete
 from ui import STATIC, TEMPLATES
 
+from . import csrf
+
 templates = Jinja2Templates(directory=str(TEMPLATES))
+csrf.install_globals(templates.env)
 SESSION_USER = "edge_user"
 LOGIN = {"layout": "edge_base.html", "heading": "Export manager: log in"}
 
@@ -53,8 +56,17 @@ def _secret(edge: Edge) -> str:
     return path.read_text().strip()
 
 
+async def verify_csrf(request: Request) -> None:
+    """Forms of the edge's pages carry the session's CSRF token; another origin's posts are refused."""
+    try:
+        await csrf.verify(request, None)
+    except csrf.CsrfRefused as exc:
+        raise HTTPException(403, str(exc)) from exc
+
+
 def create_edge_app(edge: Edge) -> FastAPI:
-    app = FastAPI(title="Casebank edge", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    app = FastAPI(title="Casebank edge", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+                  dependencies=[Depends(verify_csrf)])
     app.add_middleware(SessionMiddleware, secret_key=_secret(edge), session_cookie="casebank_edge", same_site="strict")
 
     app.state.edge = edge
@@ -96,6 +108,11 @@ def create_edge_app(edge: Edge) -> FastAPI:
             return page(request, "login.html", None, 401, next=next, error="Wrong user name or password.", **LOGIN)
         request.session[SESSION_USER] = user.username
         return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", 303)
+
+    @app.get("/api/session/csrf", include_in_schema=False)
+    def csrf_token(request: Request) -> dict[str, str]:
+        """This browser session's CSRF token (the pages carry it in their forms)."""
+        return {"csrf_token": csrf.csrf_token(request)}
 
     @app.post("/logout", include_in_schema=False)
     def logout(request: Request) -> Response:

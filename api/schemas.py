@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy.orm import Session
 
 from archive.cases import CaseUpdate, Code
@@ -32,10 +32,21 @@ class FolderOut(FolderRef):
     rights: RightsOut
 
 
+# Bounds on what one request may store; larger texts answer 422 problem+json.
+TITLE_MAX = 500
+TEXT_MAX = 20_000
+KEYWORD_MAX = 100
+KEYWORDS_MAX = 50
+CODES_MAX = 100
+CUSTOM_FIELDS_MAX = 50
+Keyword = Annotated[str, StringConstraints(max_length=KEYWORD_MAX)]
+Text = Annotated[str, StringConstraints(max_length=TEXT_MAX)]
+
+
 class CodeIO(BaseModel):
     system: str = Field(min_length=1, max_length=64)
     code: str = Field(min_length=1, max_length=64)
-    display: str = ""
+    display: str = Field("", max_length=500)
 
 
 class Author(BaseModel):
@@ -99,15 +110,15 @@ class CaseOut(BaseModel):
 class CaseUpdateIn(BaseModel):
     """PATCH body: fields left out are not changed."""
 
-    title: str | None = Field(None, max_length=500)
-    history: str | None = None
-    findings: str | None = None
-    differential: str | None = None
-    diagnosis: str | None = None
-    discussion: str | None = None
-    keywords: list[str] | None = None
-    codes: list[CodeIO] | None = None
-    custom_fields: dict[str, Any] | None = None
+    title: str | None = Field(None, max_length=TITLE_MAX)
+    history: Text | None = None
+    findings: Text | None = None
+    differential: Text | None = None
+    diagnosis: Text | None = None
+    discussion: Text | None = None
+    keywords: list[Keyword] | None = Field(None, max_length=KEYWORDS_MAX)
+    codes: list[CodeIO] | None = Field(None, max_length=CODES_MAX)
+    custom_fields: dict[str, Any] | None = Field(None, max_length=CUSTOM_FIELDS_MAX)
 
     def to_domain(self) -> CaseUpdate:
         data = self.model_dump(exclude_unset=True)
@@ -138,8 +149,8 @@ class SearchOut(BaseModel):
 
 
 class LoginIn(BaseModel):
-    username: str
-    password: str
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
 
 
 class UserOut(BaseModel):
@@ -149,6 +160,10 @@ class UserOut(BaseModel):
     email: str
     gmc: str
     is_admin: bool
+
+
+class SessionOut(UserOut):
+    csrf_token: str = Field(description="send as X-CSRF-Token on cookie-authenticated writes")
 
 
 def folder_ref(session: Session, folder: Folder) -> FolderRef:

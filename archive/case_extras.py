@@ -16,7 +16,7 @@ from .cases import get_case
 from .db import mark_case_changed
 from .errors import InvalidInput, NotFound
 from .folders import require
-from .models import Attachment, AuditEvent, Like, User
+from .models import Attachment, AuditEvent, Case, Like, User
 
 MAX_ATTACHMENT_BYTES = 50 * 1024 * 1024
 ATTACHMENT_TYPES = {  # media type -> how its content starts
@@ -107,15 +107,19 @@ def _attachment(session: Session, attachment_id: int) -> Attachment:
 
 def get_attachment(session: Session, user: User, attachment_id: int) -> Attachment:
     attachment = _attachment(session, attachment_id)
-    get_case(session, user, attachment.case_id)
+    # an invisible attachment answers as a missing one, not as its (invisible) case
+    case = session.get(Case, attachment.case_id)
+    if case is None:
+        raise NotFound(f"attachment {attachment_id} does not exist")
+    require(session, user, case.folder, "view", subject=f"attachment {attachment_id}")
     return attachment
 
 
 def remove_attachment(session: Session, user: User, attachment_id: int) -> int:
     """Remove an attachment (edit right); returns its case's id."""
-    attachment = _attachment(session, attachment_id)
+    attachment = get_attachment(session, user, attachment_id)
     case = get_case(session, user, attachment.case_id)
-    require(session, user, case.folder, "edit")
+    require(session, user, case.folder, "edit", subject=f"attachment {attachment_id}")
     session.delete(attachment)  # the blob stays: content-addressed, it may be shared
     audit.record(session, user, "case.attachment_removed", "case", case.id, attachment_id=attachment_id,
                  filename=attachment.filename)

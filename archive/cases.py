@@ -14,7 +14,7 @@ from . import audit
 from .catalogue import checked_values
 from .db import mark_case_changed
 from .errors import NotFound
-from .folders import get_folder, require
+from .folders import get_folder, not_found, require
 from .models import Case, CaseStatus, CodedEntry, Instance, Study, User
 
 TEXT_FIELDS = ("title", "history", "findings", "diagnosis", "differential", "discussion")
@@ -49,13 +49,13 @@ def _load(session: Session, case_id: int) -> Case:
         options=[selectinload(Case.codes), selectinload(Case.studies).selectinload(Study.series)],
     )
     if case is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(not_found(f"case {case_id}"))
     return case
 
 
 def get_case(session: Session, user: User, case_id: int) -> Case:
     case = _load(session, case_id)
-    require(session, user, case.folder, "view")
+    require(session, user, case.folder, "view", subject=f"case {case_id}")
     return case
 
 
@@ -77,7 +77,7 @@ def create_case(session: Session, user: User, folder_id: int, content: CaseUpdat
 
 def update_case(session: Session, user: User, case_id: int, update: CaseUpdate) -> Case:
     case = _load(session, case_id)
-    require(session, user, case.folder, "edit")
+    require(session, user, case.folder, "edit", subject=f"case {case_id}")
     changed: list[str] = []
     for field in fields(update):
         value = getattr(update, field.name)
@@ -104,8 +104,8 @@ def update_case(session: Session, user: User, case_id: int, update: CaseUpdate) 
 def get_instance(session: Session, user: User, instance_id: int) -> Instance:
     instance = session.get(Instance, instance_id)
     if instance is None:
-        raise NotFound(f"instance {instance_id} does not exist")
-    require(session, user, instance.series.study.case.folder, "view")
+        raise NotFound(not_found(f"instance {instance_id}"))
+    require(session, user, instance.series.study.case.folder, "view", subject=f"instance {instance_id}")
     return instance
 
 

@@ -33,7 +33,21 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")  # a C-STORE is acknowledged only after this commit
     cursor.execute("PRAGMA busy_timeout=30000")
+    files = [row[2] for row in cursor.execute("PRAGMA database_list") if row[2]]
     cursor.close()
+    for name in files:
+        _owner_only(Path(name))
+
+
+def _owner_only(database: Path) -> None:
+    """The database (and its WAL and shared-memory files) hold patients' study metadata and
+    password hashes: readable by the archive's own user only."""
+    for path in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
+        try:
+            if path.exists() and path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except OSError:  # owned by another user (a shared test database): leave it
+            pass
 
 
 def make_engine(url: str) -> Engine:

@@ -56,7 +56,7 @@ def save_series_display(
     series = session.get(Series, series_id)
     if series is None:
         raise NotFound(f"series {series_id} does not exist")
-    require(session, user, series.study.case.folder, "edit")
+    require(session, user, series.study.case.folder, "edit", subject=f"series {series_id}")
     if not (math.isfinite(center) and math.isfinite(width)) or width < 1:
         raise InvalidInput(f"window center {center} / width {width}: both must be finite and the width at least 1")
     series.default_window_center = center

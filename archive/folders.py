@@ -57,10 +57,33 @@ def rights_on(session: Session, user: User, folder: Folder) -> Rights:
     return _FolderTree(session, user).rights(folder.id)
 
 
-def require(session: Session, user: User, folder: Folder, right: str) -> None:
-    """Raise NotPermitted unless `user` holds `right` ("view", "edit" or "send") on `folder`."""
-    if not getattr(rights_on(session, user, folder), right):
-        raise NotPermitted(f"{user.username} may not {right} folder {folder_path(session, folder)}")
+def require(session: Session, user: User, folder: Folder, right: str, *, subject: str | None = None) -> None:
+    """Raise unless `user` holds `right` ("view", "edit" or "send") on `folder`.
+
+    `subject` is what the caller was asked for ("case 5"; default "folder <id>"). Someone who may not
+    even view the folder gets exactly the NotFound a missing `subject` gets, so IDs cannot be probed
+    and folder paths or user names never leak; someone who may view it gets NotPermitted, naming only
+    themselves and what they can already see."""
+    rights = rights_on(session, user, folder)
+    if not rights.view:
+        raise NotFound(not_found(subject or f"folder {folder.id}"))
+    if not getattr(rights, right):
+        raise NotPermitted(f"{user.username} may not {right} {subject or _named(session, user, folder)}")
+
+
+def _named(session: Session, user: User, folder: Folder) -> str:
+    """A folder as a refusal names it: by path, unless the path starts with another user's name."""
+    root: Folder = folder
+    while root.parent_id is not None and (parent := session.get(Folder, root.parent_id)) is not None:
+        root = parent
+    if root.kind is FolderKind.PERSONAL and root.owner_id != user.id:
+        return f"folder {folder.id}"
+    return f"folder {folder_path(session, folder)}"
+
+
+def not_found(subject: str) -> str:
+    """The one message for what does not exist and for what the asker may not see."""
+    return f"{subject} does not exist"
 
 
 def visible_folder_ids(session: Session, user: User) -> set[int]:
@@ -90,8 +113,8 @@ def folder_by_path(session: Session, path: str) -> Folder | None:
 def get_folder(session: Session, user: User, folder_id: int) -> Folder:
     folder = session.get(Folder, folder_id)
     if folder is None:
-        raise NotFound(f"folder {folder_id} does not exist")
-    require(session, user, folder, "view")
+        raise NotFound(not_found(f"folder {folder_id}"))
+    require(session, user, folder, "view")  # invisible answers as missing
     return folder
 
 

@@ -13,6 +13,7 @@ from api.settings import Settings
 from archive import users
 from archive.models import User
 
+from .csrf_client import BrowserLikeClient
 from .peers import LiveServer, create_database, free_port, postgres_cluster
 
 _database_numbers = itertools.count(1)
@@ -53,16 +54,21 @@ def casebank(settings: Settings) -> Iterator[Casebank]:
 MakeUser = Callable[..., User]
 
 
+def password_of(name: str) -> str:
+    """The test users' password: long and uncommon enough for the password policy."""
+    return f"pw-{name}-for-tests-only"
+
+
 @pytest.fixture
 def make_user(casebank: Casebank) -> MakeUser:
-    """Creates a user with password 'pw-<name>' and GMC derived from the name."""
+    """Creates a user with password password_of(name) and GMC derived from the name."""
     numbers = itertools.count(7000001)
 
     def make(name: str, admin: bool = False) -> User:
         with casebank.database.session() as session:
             return users.add_user(
                 session, name, email=f"{name}@hospital.example", gmc=str(next(numbers)),
-                display_name=f"Dr {name.title()}", password=f"pw-{name}", admin=admin,
+                display_name=f"Dr {name.title()}", password=password_of(name), admin=admin,
             ).user
 
     return make
@@ -70,7 +76,7 @@ def make_user(casebank: Casebank) -> MakeUser:
 
 @pytest.fixture
 def client(casebank: Casebank) -> Iterator[TestClient]:
-    with TestClient(create_app(casebank)) as test_client:
+    with BrowserLikeClient(create_app(casebank)) as test_client:
         yield test_client
 
 
@@ -81,5 +87,5 @@ def live(casebank: Casebank) -> Iterator[LiveServer]:
 
 
 def login(client: TestClient, name: str) -> None:
-    response = client.post("/api/session", json={"username": name, "password": f"pw-{name}"})
+    response = client.post("/api/session", json={"username": name, "password": password_of(name)})
     assert response.status_code == 200, response.text

@@ -41,7 +41,7 @@ def test_top_level_help_lists_the_configuration_variables():
 
 
 def test_user_add_token_and_ae_bind(tmp_path):
-    created = run("user", "add", "alice", "--email", "alice@hospital.example", "--gmc", "1234567", data=tmp_path, stdin="s3cret-pw\n")
+    created = run("user", "add", "alice", "--email", "alice@hospital.example", "--gmc", "1234567", data=tmp_path, stdin="s3cret-pw-for-cli-tests\n")
     assert created.returncode == 0, created.stderr
     assert "created user alice with personal folder /alice" in created.stdout
     assert "password:" not in created.stdout  # it came from stdin
@@ -62,15 +62,15 @@ def test_user_add_token_and_ae_bind(tmp_path):
     casebank = Casebank.open(Settings(data=tmp_path))
     try:
         with casebank.database.session() as session:
-            assert users.authenticate(session, "alice", "s3cret-pw").gmc == "1234567"
+            assert users.authenticate(session, "alice", "s3cret-pw-for-cli-tests").gmc == "1234567"
             assert users.user_for_token(session, token.stdout.strip()).username == "alice"
     finally:
         casebank.close()
 
 
 def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
-    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "1", data=tmp_path, stdin="pw\n")
-    again = run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw\n")
+    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "1", data=tmp_path, stdin="pw-for-cli-tests\n")
+    again = run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw-for-cli-tests\n")
     assert again.returncode == 2
     assert "user 'alice' already exists" in again.stderr
     assert "Traceback" not in again.stderr
@@ -81,8 +81,8 @@ def test_cli_errors_name_the_problem_without_a_traceback(tmp_path):
 
 
 def test_folders_called_ae_binding_and_limits(tmp_path):
-    run("user", "add", "root", "--email", "r@hospital.example", "--gmc", "1", "--admin", data=tmp_path, stdin="pw\n")
-    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw\n")
+    run("user", "add", "root", "--email", "r@hospital.example", "--gmc", "1", "--admin", data=tmp_path, stdin="pw-for-cli-tests\n")
+    run("user", "add", "alice", "--email", "a@hospital.example", "--gmc", "2", data=tmp_path, stdin="pw-for-cli-tests\n")
     assert run("folder", "add", "/Teaching", "--owner", "root", data=tmp_path).returncode == 0
     sub = run("folder", "add", "/Teaching/Chest", "--owner", "root", "--kind", "ldm", data=tmp_path)
     assert "created /Teaching/Chest (ldm) owned by root" in sub.stdout

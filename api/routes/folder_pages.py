@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from archive import catalogue, cases, folders, quota, users
+from archive import cases, catalogue, folders, quota, users
 from archive.errors import InvalidInput
 from archive.models import FieldType, FolderKind, SenderKind
 
@@ -50,7 +50,7 @@ def folder_page(folder_id: int, request: Request, cb: CasebankDep, credentials: 
 
 
 @router.post("/folders/{folder_id}/shares")
-def share(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, username: Annotated[str, Form()],
+def share(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, username: Annotated[str, Form(max_length=64)],
           right: Annotated[str, Form()] = "view", send: Annotated[bool, Form()] = False) -> Response:
     """Give a user view or edit rights (edit includes view), and optionally the right to send."""
     if right not in ("view", "edit"):
@@ -58,6 +58,7 @@ def share(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, username
     with cb.database.session() as session:
         actor = credentials.user(session)
         folder = folders.get_folder(session, actor, folder_id)
+        folders.require(session, actor, folder, "edit")  # before looking the name up: no probing user names
         folders.grant(session, actor, folder, users.get_user(session, username), view=True, edit=right == "edit", send=send)
     return _back(folder_id, "#share")
 
@@ -67,12 +68,13 @@ def unshare(folder_id: int, username: str, cb: CasebankDep, credentials: Credent
     with cb.database.session() as session:
         actor = credentials.user(session)
         folder = folders.get_folder(session, actor, folder_id)
+        folders.require(session, actor, folder, "edit")  # before looking the name up: no probing user names
         folders.revoke(session, actor, folder, users.get_user(session, username))
     return _back(folder_id, "#share")
 
 
 @router.post("/folders/{folder_id}/senders")
-def senders(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, gmc: Annotated[str, Form()] = "") -> Response:
+def senders(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, gmc: Annotated[str, Form(max_length=20_000)] = "") -> Response:
     """Only these GMC numbers may send cases here (one per line or comma separated; empty: anyone with send)."""
     numbers = [n for n in gmc.replace(",", "\n").split() if n]
     bad = [n for n in numbers if not (n.isdigit() and len(n) == 7)]
@@ -87,7 +89,7 @@ def senders(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, gmc: A
 
 
 @router.post("/folders/{folder_id}/subfolders")
-def add_subfolder(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, name: Annotated[str, Form()],
+def add_subfolder(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, name: Annotated[str, Form(max_length=200)],
                   kind: Annotated[str, Form()] = "shared") -> Response:
     with cb.database.session() as session:
         actor = credentials.user(session)
@@ -105,7 +107,7 @@ def add_subfolder(folder_id: int, cb: CasebankDep, credentials: CredentialsDep, 
 def define_catalogue(folder_id: int, cb: CasebankDep, credentials: CredentialsDep,
                      name: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI reads it, never mutates it)
                      label: Annotated[list[str], Form()] = [],  # noqa: B006
-                     type: Annotated[list[str], Form()] = [],  # noqa: A002, B006
+                     type: Annotated[list[str], Form()] = [],  # noqa: B006
                      choices: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
     """The folder's own catalogue fields, one form row each; rows without a name are dropped."""
     rows = zip(name, label + [""] * len(name), type + ["keyword"] * len(name), choices + [""] * len(name), strict=False)

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from archive import case_extras, cases, catalogue, folders, users
+from archive import case_extras, cases, catalogue, folders, quarantine
 from archive.cases import CaseUpdate
 from archive.display import NON_IMAGE_MODALITIES
-from archive.errors import InvalidInput, ArchiveError, NotAuthenticated
+from archive.errors import ArchiveError, InvalidInput, NotAuthenticated
 from search.query import QueryError
 from search.service import SearchRequest, search_cases
 from ui import TEMPLATES
 
-from ..deps import SESSION_USER, CasebankDep, CredentialsDep
+from .. import csrf
+from ..deps import CasebankDep, CredentialsDep
+from ..login import log_in, log_out
+from ..schemas import KEYWORD_MAX, KEYWORDS_MAX, TEXT_MAX, TITLE_MAX
 from .case_pages import CODE_SYSTEMS
 from .search import render_result
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(TEMPLATES))
 templates.env.globals["NON_IMAGE_MODALITIES"] = NON_IMAGE_MODALITIES
+csrf.install_globals(templates.env)  # csrf_field(request) in every POST form
 
 
 def _to_login(request: Request) -> RedirectResponse:
@@ -43,24 +47,24 @@ def login_page(request: Request, next: str = "/") -> Response:
 def login_submit(
     request: Request,
     cb: CasebankDep,
-    username: str = Form(...),
-    password: str = Form(...),
+    username: str = Form(..., max_length=64),
+    password: str = Form(..., max_length=1024),
     next: str = Form("/"),
 ) -> Response:
     try:
-        with cb.database.session() as session:
-            user = users.authenticate(session, username, password)
-            request.session[SESSION_USER] = user.id
-    except NotAuthenticated as exc:
+        log_in(request, cb, username, password)
+    except (NotAuthenticated, HTTPException) as exc:
+        status = exc.status_code if isinstance(exc, HTTPException) else 401
+        message = exc.detail if isinstance(exc, HTTPException) else str(exc)
         return templates.TemplateResponse(
-            request, "login.html", {"next": _safe_next(next), "error": str(exc)}, status_code=401
+            request, "login.html", {"next": _safe_next(next), "error": message}, status_code=status
         )
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request) -> Response:
-    request.session.clear()
+def logout(request: Request, cb: CasebankDep) -> Response:
+    log_out(request, cb)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -76,7 +80,8 @@ def my_folders(request: Request, cb: CasebankDep, credentials: CredentialsDep) -
                  "cases": cases.list_cases(session, user, f.id)}
                 for f, r in folders.list_visible_folders(session, user)
             ]
-            return templates.TemplateResponse(request, "folders.html", {"user": user, "rows": rows})
+            held = quarantine.sender_notice(quarantine.held_for_sender(session, user))
+            return templates.TemplateResponse(request, "folders.html", {"user": user, "rows": rows, "held": held})
     except NotAuthenticated:
         return _to_login(request)
 
@@ -107,20 +112,22 @@ def case_edit(
     request: Request,
     cb: CasebankDep,
     credentials: CredentialsDep,
-    title: str = Form(""),
-    history: str = Form(""),
-    findings: str = Form(""),
-    differential: str = Form(""),
-    diagnosis: str = Form(""),
-    discussion: str = Form(""),
-    keywords: str = Form(""),
+    title: str = Form("", max_length=TITLE_MAX),
+    history: str = Form("", max_length=TEXT_MAX),
+    findings: str = Form("", max_length=TEXT_MAX),
+    differential: str = Form("", max_length=TEXT_MAX),
+    diagnosis: str = Form("", max_length=TEXT_MAX),
+    discussion: str = Form("", max_length=TEXT_MAX),
+    keywords: str = Form("", max_length=KEYWORDS_MAX * (KEYWORD_MAX + 2)),
 ) -> Response:
     if not credentials.present:
         return _to_login(request)
+    keyword_list = [k for k in (part.strip() for part in keywords.split(",")) if k]
+    if len(keyword_list) > KEYWORDS_MAX or any(len(k) > KEYWORD_MAX for k in keyword_list):
+        raise InvalidInput(f"at most {KEYWORDS_MAX} keywords of at most {KEYWORD_MAX} characters each")
     update = CaseUpdate(
         title=title, history=history, findings=findings, differential=differential,
-        diagnosis=diagnosis, discussion=discussion,
-        keywords=[k for k in (part.strip() for part in keywords.split(",")) if k],
+        diagnosis=diagnosis, discussion=discussion, keywords=keyword_list,
     )
     with cb.database.session() as session:
         cases.update_case(session, credentials.user(session), case_id, update)
@@ -137,7 +144,7 @@ FACET_TITLES = {"modality": "Modality", "body_part": "Body part", "icd10_chapter
 @router.get("/search", response_class=HTMLResponse)
 def search_page(
     request: Request, cb: CasebankDep, credentials: CredentialsDep, q: str = "", page: int = 1,
-    sort: str = "relevance", filter: list[str] = Query([]),  # noqa: A002
+    sort: str = "relevance", filter: list[str] = Query([]),
 ) -> Response:
     """Query box, facet sidebar with counts, active filters as removable chips, snippets, sort, paging."""
     if not credentials.present:

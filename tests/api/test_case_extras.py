@@ -70,7 +70,7 @@ def test_editors_attach_jpeg_and_pdf_viewers_read_them_and_other_files_are_refus
     assert client.get(f"/api/cases/{case_id}/history").status_code == 403  # the trail is for editors
 
     login(client, "carol")
-    assert client.get(listed[0]["url"]).status_code == 403
+    assert client.get(listed[0]["url"]).status_code == 404
 
     login(client, "alice")
     assert client.delete(listed[0]["url"]).status_code == 204

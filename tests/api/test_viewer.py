@@ -37,7 +37,7 @@ def test_saved_display_is_what_everyone_opens_and_only_editors_save(casebank, ma
     assert seen["series"][0]["display"] == display and seen["can_edit"] is False
     refused = client.put(f"/api/series/{series_id}/display", json={"window_center": 40, "window_width": 400})
     assert refused.status_code == 403 and refused.headers["content-type"].startswith("application/problem+json")
-    assert "bob may not edit" in refused.json()["detail"]
+    assert "bob may not edit series" in refused.json()["detail"]
     with casebank.database.session() as session:
         saved = session.scalars(select(AuditEvent).where(AuditEvent.action == "series.display_saved")).all()
         assert [(e.object_id, e.detail["window_width"]) for e in saved] == [(str(series_id), 1500.0)]

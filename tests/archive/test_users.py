@@ -32,7 +32,7 @@ def test_passwords_are_argon2_hashed_and_verified(casebank, make_user):
     alice = make_user("alice")
     assert alice.password_hash.startswith("$argon2id$")
     with casebank.database.session() as session:
-        assert users.authenticate(session, "alice", "pw-alice").id == alice.id
+        assert users.authenticate(session, "alice", "pw-alice-for-tests-only").id == alice.id
         with pytest.raises(NotAuthenticated):
             users.authenticate(session, "alice", "wrong")
 

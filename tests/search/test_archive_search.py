@@ -20,6 +20,7 @@ from .. import dicom_data
 from ..conftest import login
 from ..ingest.test_tce_receiver import send
 from ..peers import CuttableLink, LiveServer, free_port
+from ..csrf_client import BrowserLikeClient
 
 pytestmark = pytest.mark.peers
 
@@ -47,7 +48,7 @@ def test_search_api_filters_facets_and_permissions(casebank, make_user):
         teaching_case("Lobar pneumonia", "Pneumonia", codes=[("I10", "J18.9", "Pneumonia, unspecified")],
                       modality_files=("MR_small.dcm",)),
     ])
-    with TestClient(create_app(casebank)) as client:
+    with BrowserLikeClient(create_app(casebank)) as client:
         login(client, "alice")
         answer = client.get("/api/search", params={"q": "carcinomas", "facet": ["modality", "icd10_chapter", "folder"]}).json()
         assert answer["total"] == 1 and answer["hits"][0]["title"] == "Hepatocellular carcinoma"
@@ -86,7 +87,7 @@ def test_cases_arrive_while_opensearch_is_down_and_become_searchable_when_it_ret
 
         with casebank.database.session() as session:
             users.add_user(session, "alice", email="alice@hospital.example", gmc="7000001",
-                           display_name="Dr Alice", password="pw-alice")
+                           display_name="Dr Alice", password="pw-alice-for-tests-only")
         cases_arrive(casebank, [teaching_case("Before the outage", "Pneumatosis")])
         assert casebank.indexer.pending() == 0
         link.cut()
@@ -95,7 +96,7 @@ def test_cases_arrive_while_opensearch_is_down_and_become_searchable_when_it_ret
             for objects in cases_arrive_too:
                 assert all(status.Status == 0 for status in send(live, objects))  # stored and acknowledged
         assert casebank.indexer.pending() > 0
-        with TestClient(create_app(casebank)) as client:
+        with BrowserLikeClient(create_app(casebank)) as client:
             login(client, "alice")
             down = client.get("/api/search", params={"q": "outage"})
             assert down.status_code == 503 and "nothing is lost" in down.json()["detail"]
@@ -112,7 +113,7 @@ def test_reindex_rebuilds_from_the_database(casebank, make_user):
     make_user("alice")
     cases_arrive(casebank, [teaching_case("Hepatocellular carcinoma", "HCC")])
     casebank.index.rebuild(iter(()))  # the index lost everything
-    with TestClient(create_app(casebank)) as client:
+    with BrowserLikeClient(create_app(casebank)) as client:
         login(client, "alice")
         assert client.get("/api/search", params={"q": "carcinoma"}).json()["total"] == 0
         assert casebank.indexer.reindex_all() == 1
@@ -131,7 +132,7 @@ def test_snomed_synonyms_and_is_a_closure_are_searchable(casebank, make_user, tm
         teaching_case("Arterial phase liver mass", "Coded only", codes=[("SCT", HCC, "Hepatocellular carcinoma")]),
         teaching_case("Consolidation", "Coded only", codes=[("SCT", PNEUMONIA, "Pneumonia")]),
     ])
-    with TestClient(create_app(casebank)) as client:
+    with BrowserLikeClient(create_app(casebank)) as client:
         login(client, "alice")
         assert client.get("/api/search", params={"q": "hepatoma"}).json()["total"] == 0  # not loaded yet
         casebank.terminology.load("SNOMED", write_rf2_fixture(tmp_path / "snomed"))
@@ -160,7 +161,7 @@ def test_custom_catalogue_fields_are_facets_and_ranges_after_an_edit(casebank, m
         catalogue.define_fields(session, session.get(type(alice), alice.id), folder, [
             FieldDefinition("size_mm", FieldType.NUMBER), FieldDefinition("seen", FieldType.DATE),
             FieldDefinition("exam", FieldType.KEYWORD, choices=("FRCR 2B", "none"))])
-    with TestClient(create_app(casebank)) as client:
+    with BrowserLikeClient(create_app(casebank)) as client:
         login(client, "alice")
         ids = {h["title"]: h["case_id"] for h in client.get("/api/search").json()["hits"]}
         for title, fields in (("Renal mass", {"size_mm": 42, "seen": "2024-03-01", "exam": "FRCR 2B"}),

@@ -21,7 +21,7 @@ def logged_in(chromium, live: LiveServer, name: str):  # noqa: F811
     page.goto(f"{live.url}/")
     assert page.url.startswith(f"{live.url}/login")  # the archive needs a login first
     page.fill("input[name=username]", name)
-    page.fill("input[name=password]", f"pw-{name}")
+    page.fill("input[name=password]", f"pw-{name}-for-tests-only")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live.url}/")
     return page

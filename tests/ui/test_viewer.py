@@ -68,7 +68,7 @@ def open_case(chromium, live: LiveServer, name: str, case_id: int):  # type: ign
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(f"{live.url}/login?next=/cases/{case_id}")
     page.fill("input[name=username]", name)
-    page.fill("input[name=password]", f"pw-{name}")
+    page.fill("input[name=password]", f"pw-{name}-for-tests-only")
     page.click("button[type=submit]")
     page.wait_for_url(f"{live.url}/cases/{case_id}")
     wait_for_image(page, errors)
@@ -170,7 +170,7 @@ def test_the_dicom_endpoint_needs_the_view_right(casebank, make_user):
     with LiveServer(casebank) as live:
         owner, stranger = requests.Session(), requests.Session()
         for session, name in ((owner, "alice"), (stranger, "carol")):
-            session.post(f"{live.url}/api/session", json={"username": name, "password": f"pw-{name}"}).raise_for_status()
+            session.post(f"{live.url}/api/session", json={"username": name, "password": f"pw-{name}-for-tests-only"}).raise_for_status()
         instance_id = owner.get(f"{live.url}/api/cases/{case_id}/viewer").json()["series"][0]["instance_ids"][0]
         stored = owner.get(f"{live.url}/api/instances/{instance_id}/dicom")
         assert stored.status_code == 200 and stored.headers["content-type"] == "application/dicom"

@@ -27,6 +27,11 @@ const PRIMARY_TOOLS = [
   ['Rectangle ROI', RectangleROITool.toolName],
 ];
 
+/** The page's CSRF token (<meta name="csrf-token"> in base.html), sent on every write. */
+function csrfToken() {
+  return document.querySelector('meta[name="csrf-token"]')?.content ?? '';
+}
+
 function element(tag, attributes = {}, children = []) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attributes)) {
@@ -156,7 +161,8 @@ export async function mountSeries(container, engine, series, canEdit) {
     status.textContent = 'Saving…';
     const response = await fetch(`/api/series/${series.id}/display`, {
       method: 'PUT',
-      headers: { 'Content-Type': 'application/json' },
+      // the archive refuses cookie-authenticated writes without the page's CSRF token
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrfToken() },
       body: JSON.stringify({ window_center: current.center, window_width: current.width, crop: displayedCrop(viewport) }),
     });
     const body = await response.json();
