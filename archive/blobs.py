@@ -10,12 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1 << 20
+STALE_TEMP_SECONDS = 3600.0  # no blob write takes an hour; an older temp file is abandoned
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,8 @@ class StoredBlob:
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
+        self.tmp_dir = root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
         if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
@@ -46,7 +50,7 @@ class BlobStore:
 
     def put_stream(self, stream: BinaryIO) -> StoredBlob:
         """Store a stream of unknown size without holding it all in memory."""
-        fd, tmp_name = tempfile.mkstemp(dir=self.root / "tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp_dir, prefix=temp_prefix())
         hasher, size = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as tmp:
@@ -72,6 +76,23 @@ class BlobStore:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
 
+    def sweep_temp(self, max_age: float = STALE_TEMP_SECONDS, now: float | None = None) -> int:
+        """Remove temp files a killed process left behind; returns how many.
+
+        Several processes may share one blob store, so a temp file is only removed when the process
+        named in it (on this host) is gone, or when it is older than `max_age` whoever wrote it."""
+        now = time.time() if now is None else now
+        removed = 0
+        for entry in self.tmp_dir.iterdir():
+            try:
+                stale = now - entry.stat().st_mtime > max_age or _writer_is_gone(entry.name)
+                if stale and entry.is_file():
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:  # renamed into place or removed by its writer meanwhile
+                continue
+        return removed
+
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
 
@@ -80,6 +101,25 @@ class BlobStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+
+def temp_prefix() -> str:
+    """Temp files are named after their writer (host and pid), so a sweep can tell abandoned ones."""
+    return f"{socket.gethostname()}~{os.getpid()}~"
+
+
+def _writer_is_gone(name: str) -> bool:
+    host, _, rest = name.partition("~")
+    pid_text = rest.partition("~")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False  # another host's (or an unnamed) writer: only its age can tell
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -80,6 +80,11 @@ def keyword_of(key: str) -> str:
     raise InvalidInput(f"{key!r} is neither a DICOM keyword nor a tag")
 
 
+# Larger values overflow the database's 64-bit LIMIT/OFFSET (a 500) or ask for more than one
+# answer should carry; clients page with offset.
+QIDO_MAXIMUM = {"limit": 10_000, "offset": 1_000_000_000}
+
+
 def parse_query(params: Iterable[tuple[str, str]]) -> QidoQuery:
     matches: dict[str, list[str]] = {}
     include: set[str] = set()
@@ -92,8 +97,9 @@ def parse_query(params: Iterable[tuple[str, str]]) -> QidoQuery:
                 else:
                     include.add(keyword_of(field))
         elif key in ("limit", "offset"):
-            if not value.isdigit():
-                raise InvalidInput(f"{key} must be a non-negative integer, not {value!r}")
+            # isascii: "²" is a digit to str.isdigit; the length check keeps int() off huge strings
+            if not (value.isascii() and value.isdigit() and len(value) <= 12) or int(value) > QIDO_MAXIMUM[key]:
+                raise InvalidInput(f"{key} must be an integer from 0 to {QIDO_MAXIMUM[key]}, not {value[:30]!r}")
             limit, offset = (int(value), offset) if key == "limit" else (limit, int(value))
         elif key == "fuzzymatching":
             fuzzy = value.lower() == "true"

@@ -7,14 +7,18 @@ length with what arrived, and the pixel data with what its header promises.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.filereader import _read_file_meta_info
 from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import generate_fragments
+from pydicom.filereader import _read_file_meta_info
 from pydicom.pixels.utils import get_expected_length
+from pydicom.valuerep import VR
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
 
 UNDEFINED_LENGTH = 0xFFFFFFFF
 
@@ -86,3 +90,70 @@ def _check_pixel_data(ds: Dataset) -> None:
     expected = get_expected_length(ds, "bytes")
     if len(data) < expected:
         raise MalformedObject(f"pixel data is truncated: {len(data)} of {expected} bytes arrived")
+
+
+# --- UIDs (PS3.5 9.1) ----------------------------------------------------------------------------
+
+UID_MAX_LENGTH = 64
+_UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+DATASET_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+META_UIDS = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+
+
+def is_valid_uid(value: str) -> bool:
+    """Digits and dots, no empty component, no leading zero in a component, at most 64 characters."""
+    return len(value) <= UID_MAX_LENGTH and _UID_PATTERN.fullmatch(value) is not None
+
+
+def invalid_uid(ds: Dataset) -> str | None:
+    """The keyword of the first identifying UID that is present but not a valid UID, else None.
+
+    UIDs name files, URLs and database keys downstream, so anything but a PS3.5 UID is refused
+    here rather than escaped everywhere (a SOP Instance UID of ``../../etc/passwd`` was acknowledged)."""
+    for keyword in DATASET_UIDS:
+        value = ds.get(keyword)
+        if value is not None and not is_valid_uid(str(value)):
+            return keyword
+    meta = getattr(ds, "file_meta", None) or {}
+    for keyword in META_UIDS:
+        value = meta.get(keyword)
+        if value is not None and not is_valid_uid(str(value)):
+            return keyword
+    return None
+
+
+# --- the bytes against the transfer syntax -------------------------------------------------------
+
+_VRS = frozenset(vr.value.encode() for vr in VR if vr.value.isalpha() and len(vr.value) == 2)
+DEFLATED = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1"}
+
+
+def dataset_offset(encoded: bytes) -> int:
+    """Where the data set begins in a Part 10 stream (after the preamble and file meta)."""
+    stream = io.BytesIO(encoded)
+    stream.seek(132)
+    _read_file_meta_info(stream)
+    return stream.tell()
+
+
+def check_encoding(encoded: bytes, transfer_syntax: str) -> None:
+    """Raise MalformedObject if the data set's bytes are not in the VR encoding its syntax names.
+
+    pydicom silently switches to the encoding it finds, so an Explicit VR data set sent on an
+    Implicit VR context would be stored under the wrong transfer syntax and break every reader
+    that trusts the file meta. The first data element tells: Explicit VR puts two VR letters
+    after the tag, Implicit VR a 4-byte length there."""
+    if transfer_syntax in DEFLATED:
+        return  # compressed bytes: the inflated stream is checked by parsing
+    start = dataset_offset(encoded)
+    head = encoded[start:start + 8]
+    if len(head) < 8:
+        return  # an empty data set: the identity checks refuse it
+    looks_explicit = head[4:6] in _VRS
+    implicit_length = int.from_bytes(head[4:8], "little")
+    fits_implicit = implicit_length == UNDEFINED_LENGTH or implicit_length <= len(encoded) - start - 8
+    if transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN:
+        if looks_explicit and not fits_implicit:
+            raise MalformedObject("Explicit VR bytes on an Implicit VR transfer syntax")
+    elif not looks_explicit:
+        raise MalformedObject("Implicit VR bytes on an Explicit VR transfer syntax")

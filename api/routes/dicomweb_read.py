@@ -23,7 +23,7 @@ from archive.errors import InvalidInput
 from ..deps import CasebankDep, Credentials, CredentialsDep
 from ..rendering import IMAGE_FORMATS, Window, render
 from ..runtime import Casebank
-from .dicomweb import DICOM_JSON
+from .dicomweb import DICOM_JSON, public_base
 
 router = APIRouter(prefix="/dicomweb", tags=["dicomweb"])
 
@@ -63,7 +63,7 @@ def search(
         raise HTTPException(400, str(exc)) from exc
     with cb.database.session() as session:
         found = dicom_query.search(
-            session, credentials.user(session), cb.blobs, _base(request), level, query,
+            session, credentials.user(session), cb.blobs, _base(request, cb), level, query,
             study_uid=study, series_uid=series,
         )
     headers = {}
@@ -114,7 +114,7 @@ def retrieve_instance(
 def _metadata(request: Request, instances: list[StoredInstance], cb: Casebank) -> JSONResponse:
     body = []
     for i in instances:
-        bulkdata = f"{_base(request)}/studies/{i.study_uid}/series/{i.series_uid}/instances/{i.sop_uid}/bulkdata"
+        bulkdata = f"{_base(request, cb)}/studies/{i.study_uid}/series/{i.series_uid}/instances/{i.sop_uid}/bulkdata"
         header = dicom_query.instance_header(cb.blobs, i.sop_uid, i.blob_sha256)
         body.append(dicom_query.metadata_json(header, i.transfer_syntax_uid, bulkdata))
     return JSONResponse(body, media_type=DICOM_JSON)
@@ -323,8 +323,8 @@ def _image_type(accepted: Accepted) -> str:
 
 # --- media types and multipart -------------------------------------------------------------------
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + router.prefix
+def _base(request: Request, cb: Casebank) -> str:
+    return public_base(request, cb.settings) + router.prefix  # never from the Host header
 
 
 def _accepted(request: Request) -> Accepted:
