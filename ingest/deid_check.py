@@ -32,7 +32,7 @@ from pydicom.dataset import Dataset
 from .deid.engine import DUMMY_VALUES
 from .deid.profile import BASIC_PROFILE_CODE, Option, Profile
 from .deid.rules import SEQUENCE_MODE, TEXT_VRS as FREE_TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
-from .deid.safe_private import SafePrivateList, default_safe_private
+from .deid.safe_private import SafePrivateList
 from .deid.table import PatternKind, load_table
 
 NHS_NUMBER = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")

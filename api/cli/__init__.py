@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archive import users
+from archive import senders, users
 from archive.folders import create_folder, folder_by_path, folder_path, grant, restrict_senders
 from archive.errors import ArchiveError
-from archive.models import FolderKind
+from archive.models import AeTrust, FolderKind
 from archive.quota import set_limit
 
 from ..settings import environment_help
@@ -66,6 +66,8 @@ def _load_demo(casebank: Casebank) -> None:
                 display_name="Dr Demo", password=DEMO_PASSWORD, skip_password_policy=True,
             ).user
         users.bind_ae(session, demo.DEMO_AE, user)
+        # registered, so the demo loads with CASEBANK_KNOWN_AES_ONLY too; it signs as its own user
+        senders.register_ae(session, demo.DEMO_AE, AeTrust.USER, host="127.0.0.1", description="casebank demo")
     settings = casebank.settings
     for case in demo.DEMO_CASES:
         datasets = demo.demo_export(case, author="Demo^Dana^^Dr", gmc=DEMO_GMC)

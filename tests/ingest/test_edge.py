@@ -184,7 +184,6 @@ def test_a_delayed_selection_is_held_until_a_later_manifest_releases_it(casebank
 
 
 def test_the_edge_page_shows_held_selections_with_their_reason_and_the_outbox(tmp_path):
-    from fastapi.testclient import TestClient
 
     from api.edge_app import create_edge_app
     from ingest.edge.selections import Selection

@@ -274,7 +274,7 @@ def test_a_sub_folder_inherits_its_parents_list_of_allowed_senders(casebank, liv
     alice, root = make_user("alice"), make_user("root", admin=True)
     with casebank.database.session() as session:
         ldm = folders.create_folder(session, root, "LDM", FolderKind.LDM)
-        chest = folders.create_folder(session, root, "Chest", FolderKind.LDM, parent=ldm)
+        folders.create_folder(session, root, "Chest", FolderKind.LDM, parent=ldm)
         folders.grant(session, root, ldm, session.merge(alice), send=True)
         folders.restrict_senders(session, root, ldm, gmc_numbers=["9999999"], calling_aes=[])
     images, report, manifest = export(description="folder: /LDM/Chest")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app

@@ -75,7 +75,7 @@ def test_the_inspect_page_shows_reasons_header_preview_and_forms(client, caseban
     assert "InstitutionName (0008,0080) has a value" in page
     flagged = re.findall(r'<tr class="flagged">(.*?)</tr>', page, re.S)
     assert len(flagged) == 1 and "(0008,0080)" in flagged[0] and HOSPITAL in flagged[0]
-    assert f"<code>(0008,0018)</code>" in page and str(ds.SOPInstanceUID) in page  # the header, readable
+    assert "<code>(0008,0018)</code>" in page and str(ds.SOPInstanceUID) in page  # the header, readable
     for action in ("release", "delete"):
         form = re.search(rf'<form method="post" action="/admin/quarantine/{entry_id}/{action}">(.*?)</form>', page, re.S)
         assert form and 'name="csrf_token"' in form.group(1), action
@@ -130,7 +130,8 @@ def test_release_files_the_object_and_delete_discards_it_both_audited(client, ca
 
 
 def test_the_sender_sees_a_notice_on_the_home_page_and_in_the_api(client, casebank, make_user):
-    alice, bob = make_user("alice"), make_user("bob")
+    alice = make_user("alice")
+    make_user("bob")
     make_user("root", admin=True)
     first = hold(casebank, leaky_ct(), alice.id)
     page_login(client, "alice")
