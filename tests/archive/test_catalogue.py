@@ -7,7 +7,7 @@ import pytest
 from archive import cases, catalogue, folders
 from archive.cases import CaseUpdate
 from archive.catalogue import FieldDefinition
-from archive.errors import InvalidInput, NotPermitted
+from archive.errors import NotFound, InvalidInput
 from archive.models import FieldType, FolderKind
 
 
@@ -31,7 +31,7 @@ def test_fields_are_typed_inherited_and_checked(casebank, make_user):
                                 ({"seen": "yesterday"}, "not a date"), ({"colour": "red"}, "no catalogue field colour")):
             with pytest.raises(InvalidInput, match=message):
                 cases.update_case(session, admin, case.id, CaseUpdate(custom_fields=values))
-        with pytest.raises(NotPermitted):
+        with pytest.raises(NotFound):  # bob cannot even see the folder: as if it did not exist
             catalogue.define_fields(session, bob, ldm, [])
         with pytest.raises(InvalidInput, match="at most 10"):
             catalogue.define_fields(session, admin, ldm, [FieldDefinition(f"f{i}") for i in range(11)])
