@@ -12,7 +12,8 @@ import pytest
 CASEBANK = str(Path(sys.executable).with_name("casebank"))
 
 COMMANDS = [
-    [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"],
+    [], ["serve"], ["demo"], ["reindex"], ["migrate"], ["token"], ["user"], ["user", "add"], ["ae"], ["ae", "bind"], ["ae", "add"], ["ae", "list"], ["ae", "remove"],
+    ["user", "disable"], ["user", "enable"], ["user", "password"],
     ["deid"], ["edge"], ["edge", "run"], ["edge", "keygen"], ["edge", "project"], ["edge", "reidentify"],
     ["edge", "export-maps"], ["edge", "user-add"], ["folder"], ["folder", "add"], ["folder", "limit"], ["folder", "grant"], ["folder", "restrict"],
     ["terminology"], ["terminology", "load"],
