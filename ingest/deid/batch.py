@@ -59,7 +59,7 @@ def deidentify_files(
 
 
 def _one(path: Path, target: Path, profile: Profile, key: ProjectKey) -> Path:
-    ds = clean_pixel_data(dcmread(path))  # raises PixelCleaningFailed: the file is reported, not written
+    ds = clean_pixel_data(dcmread(path)).dataset  # raises PixelCleaningFailed: the file is reported, not written
     result = deidentify(ds, profile, key).dataset
     destination = target / str(result.StudyInstanceUID) / str(result.SeriesInstanceUID) / f"{result.SOPInstanceUID}.dcm"
     destination.parent.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,9 @@ class Result:
     date_shift_days: int | None = None
 
 
-def deidentify(ds: Dataset, profile: Profile, key: ProjectKey, *, patient_pseudonym: str | None = None) -> Result:
+def deidentify(
+    ds: Dataset, profile: Profile, key: ProjectKey, *, patient_pseudonym: str | None = None, pixels_cleaned: bool = False,
+) -> Result:
     """De-identify ``ds`` with ``profile``, deriving replacements from the project ``key``.
 
     Parameters
@@ -110,6 +112,9 @@ def deidentify(ds: Dataset, profile: Profile, key: ProjectKey, *, patient_pseudo
         The project's secret: the same key gives the same UIDs, pseudonym and date shift.
     patient_pseudonym : str or None
         Patient's Name and Patient ID to write; by default derived from the key and Patient ID.
+    pixels_cleaned : bool
+        The pixel data went through Clean Pixel Data (:mod:`ingest.deid.pixels`): 113101 is
+        written to De-identification Method Code Sequence.
 
     Returns
     -------
@@ -125,7 +130,7 @@ def deidentify(ds: Dataset, profile: Profile, key: ProjectKey, *, patient_pseudo
     patient = patient_key(ds)
     pseudonym = _checked_pseudonym(patient_pseudonym) if patient_pseudonym is not None else derive_pseudonym(key, patient)
     shift = shift_days(key, patient) if Option.RETAIN_LONGITUDINAL_MODIFIED_DATES in profile.options else None
-    walk = _Walk(compiled, key, ds, pseudonym, shift)
+    walk = _Walk(compiled, key, ds, pseudonym, shift, pixels_cleaned=pixels_cleaned)
     out = walk.clean(ds, None, Mode.NORMAL, "")
     walk.finish(out)
     original_id = str(ds.get("PatientID", "") or "").strip()
@@ -194,6 +199,7 @@ class _Walk:
     source: Dataset
     pseudonym: str
     shift: int | None
+    pixels_cleaned: bool = False
     changes: list[Change] = field(default_factory=list)
     uid_map: dict[str, str] = field(default_factory=dict)
     _scrubber: Scrubber | None = None
@@ -393,8 +399,8 @@ class _Walk:
                 self.changes.append(Change(_tag_text(out[keyword].tag), keyword, "A", "Casebank: pseudonym added (Type 2)", keyword, ""))
         added = {
             "PatientIdentityRemoved": "YES",
-            "DeidentificationMethod": profile.method_description(),
-            "DeidentificationMethodCodeSequence": profile.method_codes(),
+            "DeidentificationMethod": profile.method_description(pixels_cleaned=self.pixels_cleaned),
+            "DeidentificationMethodCodeSequence": profile.method_codes(pixels_cleaned=self.pixels_cleaned),
             "LongitudinalTemporalInformationModified": _longitudinal(profile.options),
         }
         for keyword, value in added.items():

@@ -714,14 +714,53 @@ __all__ = [
 ]
 
 
-def clean_pixel_data(ds: Dataset) -> Dataset:
+@dataclass(frozen=True)
+class PixelCleaning:
+    """What :func:`clean_pixel_data` did to one object.
+
+    Attributes
+    ----------
+    dataset : pydicom.dataset.Dataset
+        The object as it may leave: a cleaned copy, or the input itself when nothing changed.
+    scanned : bool
+        Pixel cleaning ran on it (write 113101, Clean Pixel Data, when de-identifying).
+    reason : str
+        Why it was not scanned, or what the scan found (the findings' reason).
+    findings : PixelFindings or None
+        ``None`` when not scanned.
+    changed_fraction : float
+        Fraction of the image's pixels changed (0.0 when nothing was blanked).
+    """
+
+    dataset: Dataset
+    scanned: bool
+    reason: str
+    findings: PixelFindings | None = None
+    changed_fraction: float = 0.0
+
+
+def changed_fraction(regions: Sequence[Region], rows: int, columns: int) -> float:
+    """The fraction of an image of ``rows`` x ``columns`` that ``regions`` cover (overlaps once)."""
+    if rows <= 0 or columns <= 0:
+        return 0.0
+    mask = np.zeros((rows, columns), dtype=bool)
+    for region in regions:
+        clipped = region.clipped(rows, columns)
+        if clipped is not None:
+            mask[clipped.y : clipped.y1, clipped.x : clipped.x1] = True
+    return float(mask.mean())
+
+
+def clean_pixel_data(ds: Dataset) -> PixelCleaning:
     """Blank burned-in text where the modality or the header says it may be; untouched otherwise.
 
     Uncertain detection raises PixelCleaningFailed: such an image waits for a person.
     """
     if not needs_pixel_cleaning(ds):
-        return ds
+        return PixelCleaning(ds, False, "not scanned: no pixel data, or declared free of burned-in text")
     findings = find_text_regions(ds)
     if findings.uncertain:
         raise PixelCleaningFailed(f"image {ds.get('SOPInstanceUID', '?')}: {findings.reason}")
-    return clean_pixels(ds, findings.regions)
+    cleaned = clean_pixels(ds, findings.regions) if findings.regions else ds
+    fraction = changed_fraction(findings.regions, int(ds.Rows), int(ds.Columns))
+    return PixelCleaning(cleaned, True, findings.reason, findings, fraction)

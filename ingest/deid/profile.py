@@ -30,6 +30,8 @@ from .safe_private import SafePrivateElement
 DCM = "DCM"
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 """CID 7050 code value and meaning of the Basic Application Level Confidentiality Profile."""
+CLEAN_PIXEL_DATA_CODE = ("113101", "Clean Pixel Data Option")
+"""CID 7050: written per object, when pixel cleaning (:mod:`ingest.deid.pixels`) ran on it."""
 DEFAULT_PROFILE = "default.toml"
 
 
@@ -41,7 +43,8 @@ class Option(enum.Enum):
     """A PS3.15 Annex E option, valued by its CID 7050 code (scheme DCM).
 
     Clean Pixel Data (113101) and Clean Recognizable Visual Features (113102) are not
-    options of this engine: they change pixel data, which it never touches.
+    options of this engine: they change pixel data, which it never touches. 113101 is written
+    per object by :func:`ingest.deid.deidentify` when told the pixels were cleaned.
     """
 
     RETAIN_SAFE_PRIVATE = "113111"
@@ -179,11 +182,14 @@ class Profile:
         """The options in a stable order (declaration order of :class:`Option`)."""
         return tuple(option for option in Option if option in self.options)
 
-    def method_codes(self) -> list[CodedConcept]:
-        """De-identification Method Code Sequence items: the Basic Profile and each option (new objects)."""
+    def method_codes(self, *, pixels_cleaned: bool = False) -> list[CodedConcept]:
+        """De-identification Method Code Sequence items: the Basic Profile, Clean Pixel Data when
+        the object's pixels went through cleaning, and each option (new objects)."""
         basic = CodedConcept(value=BASIC_PROFILE_CODE[0], scheme_designator=DCM, meaning=BASIC_PROFILE_CODE[1])
-        return [basic, *(option.concept for option in self.ordered_options)]
+        cleaned = [CodedConcept(value=CLEAN_PIXEL_DATA_CODE[0], scheme_designator=DCM, meaning=CLEAN_PIXEL_DATA_CODE[1])]
+        return [basic, *(cleaned if pixels_cleaned else []), *(option.concept for option in self.ordered_options)]
 
-    def method_description(self) -> list[str]:
+    def method_description(self, *, pixels_cleaned: bool = False) -> list[str]:
         """De-identification Method (0012,0063) values, each within LO's 64 characters."""
-        return [f"Casebank profile {self.name}"[:64], *(code.CodeMeaning for code in self.method_codes())]
+        codes = self.method_codes(pixels_cleaned=pixels_cleaned)
+        return [f"Casebank profile {self.name}"[:64], *(code.CodeMeaning for code in codes)]

@@ -206,7 +206,7 @@ class ExportManager:
         cleaning, which refuses (PixelCleaningFailed) when it is not certain."""
         if confirmed and "PixelData" in ds and uid in selection.regions:
             return clean_pixels(ds, selection.regions_of(uid))
-        return clean_pixel_data(ds)
+        return clean_pixel_data(ds).dataset
 
     def _release(self, selection: Selection, uids: list[str], confirmed: bool = False) -> None:
         try:
