@@ -1,19 +1,34 @@
-"""Clean Pixel Data (PS3.15 E.3.1): find burned-in text and blank it in every frame.
+"""Clean Pixel Data (PS3.15 E.3.1): find burned-in text that identifies, blank it in every frame,
+and keep the anatomy.
 
 >>> findings = find_text_regions(dataset)  # doctest: +SKIP
 >>> if findings.uncertain: hold_for_a_person(dataset, findings)  # doctest: +SKIP
 >>> cleaned = clean_pixels(dataset, findings.regions)  # doctest: +SKIP
 
-Text is found two ways and the results are joined: tesseract OCR over the decoded frames, and
-templates kept as data (``data/pixel_regions.json``: manufacturer, model, modality and image
-size to rectangles) for devices known to burn identifiers in at fixed places. Cleaning fails
-closed: when OCR cannot run or errors, or a frame cannot be decoded, :class:`PixelCleaningFailed`
-is raised, and when detection is doubtful the findings say ``uncertain`` with the reason; in
-both cases the caller holds the image for a person instead of forwarding it.
+What DICOM already says is used before any OCR:
+
+* Burned In Annotation NO is trusted for original CR, DX, CT and MR (unless a site template
+  matches); derived secondary captures and screen saves are scanned whatever they say.
+* Ultrasound: the scan area (Sequence of Ultrasound Regions, a device template, or the part of
+  a cine that moves; :mod:`ingest.deid.scan_area`) is the image; everything outside it is masked
+  and nothing inside it is touched unless it identifies someone.
+* Device templates (``data/pixel_regions.json``) blank the places where a device burns in text.
+
+Text is then found by its shape (:mod:`ingest.deid.text_lines`: rows of uniform, high-contrast
+glyphs) and read with tesseract, line by line. A line is blanked when it identifies (it matches
+the object's own names, IDs, dates or institution, or an ID-like pattern:
+:mod:`ingest.deid.pixel_identifiers`) or when it is annotation on a flat band (a banner, black
+margins) unless every word is an orientation label or a measurement. Text read over anatomy that
+identifies nobody (anatomy labels, laterality markers, measurements) is kept and offered in the
+preview. Speckle, bone and Doppler signal are never blanked: they are not read as lines of text.
+
+Cleaning fails closed: when OCR cannot run or errors, or a frame cannot be decoded,
+:class:`PixelCleaningFailed` is raised, and when detection is doubtful the findings say
+``uncertain`` with the reason; in both cases the caller holds the image for a person.
 
 Pixel data that needs no blanking is never decoded or re-encoded, so it stays byte-identical.
-Blanked images are stored uncompressed (Explicit VR Little Endian when the input was
-compressed): nothing here can re-encode JPEG without a second lossy generation.
+Blanked images are stored uncompressed (Explicit VR Little Endian when the input was compressed
+or big endian): nothing here can re-encode JPEG without a second lossy generation.
 """
 
 from __future__ import annotations
@@ -22,10 +37,8 @@ import copy
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.resources import files
@@ -33,53 +46,44 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, convert_color_space, get_decoder
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+from . import scan_area as scan_areas
+from .pixel_identifiers import header_identifiers, identifying, keepable
+from .scan_area import ScanArea
+from .text_lines import Box, TextLine, find_lines, read_lines
 
 TEMPLATES_FILE = "pixel_regions.json"
 
-ALWAYS_CLEANED_MODALITIES = frozenset({"US", "SC", "OT", "XA", "RF", "DX"})
-"""Modalities whose images pass through pixel cleaning whatever Burned In Annotation says."""
-BLANK_ALL_TEXT_MODALITIES = frozenset({"US", "SC", "OT"})
-"""Modalities where every detected word is blanked by default, even measurements and labels."""
+ALWAYS_SCANNED_MODALITIES = frozenset({"US", "SC", "OT", "XA", "RF", "DX", "CR", "MG", "ES", "XC", "GM", "IO", "PX"})
+"""Modalities whose images are scanned for burned-in text unless declared free of it (below)."""
+DECLARED_FREE_TRUSTED = frozenset({"CR", "DX", "CT", "MR"})
+"""Modalities whose original images marked Burned In Annotation NO are believed and left alone."""
 
-REGION_SOURCES = frozenset({"ocr", "template", "user"})
+REGION_SOURCES = frozenset({"ocr", "template", "region", "user"})
+AUTOMATIC_SOURCES = frozenset({"template", "region"})
+"""Rectangles that come from what is known of the device or the object, not from reading text."""
 
-LOW_CONFIDENCE = 50
-"""OCR words read below this confidence (0-100) are blanked all the same (speckle and badly
-read text look alike); only words read at least this surely count as text still found when the
-regions are checked by reading again."""
-VERIFY_ROUNDS = 2
-"""How many times the image is read again with its regions blanked. Text still found after
-the last reading makes the findings uncertain."""
+READ_CONFIDENCE = 60
+"""A line counts as read when a word in it was read at least this surely (0-100)."""
 KEEP_CONFIDENCE = 80
-"""A word may be offered for keeping (not blanked by default) only when read at least this surely."""
-MIN_TEXT_HEIGHT = 6
-"""Boxes lower than this (pixels) hold no legible text (the smallest annotation fonts seen,
-320x240 ultrasound, are 6 px high): OCR returns them for lines, edges and speckle."""
-MAX_DOUBTFUL_HEIGHT = 1 / 6
-"""Words read below :data:`LOW_CONFIDENCE` with boxes taller than this fraction of the image
-are speckle or anatomy, not annotation; clearly read large text is kept whatever its size."""
+"""A word may be kept (not blanked) only when read at least this surely."""
+IDENTIFIER_CONFIDENCE = 20
+"""Words read this surely are compared with the header's identifiers: a name read badly is
+still a name."""
+UNREAD_LINE_GLYPHS = 4
+"""A row of this many uniform glyphs on a plain band is blanked even when nothing in it was read;
+shorter unread rows there are icons and markers."""
+VERIFY_ROUNDS = 2
+"""How many times the image is looked at again with its regions blanked. An identifier still
+found after the last look makes the findings uncertain."""
 PER_FRAME_LIMIT = 4
 """Multi-frame images with at most this many distinct frames are read frame by frame (pages of
 a secondary capture can each carry different text at the same place); longer cines are read
 through their minimum and maximum projections."""
-BRIGHT_THRESHOLD = 200
-"""Binarisation level (8-bit) of the pass that looks for bright overlay text only."""
-OCR_CONFIG = "--psm 11"
-"""Sparse text: burned-in annotation is scattered words, not paragraphs."""
-OCR_TIMEOUT_S = 120
-"""Seconds one tesseract run may take before the image is held (a 3000 px DX takes a few)."""
-OCR_TARGET_SIZE = 1000
-"""Frames are upscaled (2x-3x) towards this many pixels on their long side before OCR: small
-annotation fonts (6-8 px) are read far better at 20 px and more."""
 
-_HEADER_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName")
-_HEADER_ID_KEYWORDS = ("PatientID", "OtherPatientIDs", "AccessionNumber", "PatientBirthDate", "StudyID")
-MIN_NAME_PART, MIN_IDENTIFIER = 2, 3
-"""Shorter header values match too much unrelated text (as in ``identifying_values.json``)."""
 
 
 class PixelCleaningFailed(Exception):
@@ -94,7 +98,7 @@ class TemplateError(ValueError):
 
 
 @dataclass(frozen=True)
-class Region:
+class Region(Box):
     """A rectangle of pixels to blank, the same in every frame.
 
     Attributes
@@ -104,9 +108,12 @@ class Region:
     width, height : int
         Size in pixels, both positive.
     source : str
-        ``"ocr"``, ``"template"`` or ``"user"`` (added in the preview).
+        ``"ocr"`` (a text line read), ``"template"`` (a device template), ``"region"`` (outside
+        the ultrasound scan area) or ``"user"`` (added in the preview).
     text : str
         What OCR read inside (words joined by spaces), or the template name.
+    why : str
+        Why it is blanked (or kept), in plain words: "matches PatientName in the header".
     """
 
     x: int
@@ -115,20 +122,13 @@ class Region:
     height: int
     source: str
     text: str = ""
+    why: str = ""
 
     def __post_init__(self) -> None:
         if self.source not in REGION_SOURCES:
             raise ValueError(f"region source {self.source!r} is not one of {sorted(REGION_SOURCES)}")
         if self.x < 0 or self.y < 0 or self.width <= 0 or self.height <= 0:
             raise ValueError(f"region ({self.x}, {self.y}, {self.width}, {self.height}) needs x, y >= 0 and a positive size")
-
-    @property
-    def x1(self) -> int:
-        return self.x + self.width
-
-    @property
-    def y1(self) -> int:
-        return self.y + self.height
 
     def overlaps(self, other: Region) -> bool:
         return self.x < other.x1 and other.x < self.x1 and self.y < other.y1 and other.y < self.y1
@@ -159,9 +159,10 @@ class PixelFindings:
     reason : str
         What was read and how, and why it is uncertain; shown in the preview and kept for audit.
     kept : tuple of Region
-        Outside US, SC and OT only: words that identify nobody (orientation labels,
-        measurements, read with high confidence), offered for keeping and not blanked unless
-        the user adds them.
+        Text read that identifies nobody (anatomy labels, laterality markers, measurements),
+        kept in the image and offered in the preview; blanked only if a person adds it.
+    scan_area : ScanArea or None
+        Where the image itself is, when known (ultrasound); everything outside is masked.
     """
 
     needs_cleaning: bool
@@ -169,6 +170,12 @@ class PixelFindings:
     uncertain: bool
     reason: str
     kept: tuple[Region, ...] = ()
+    scan_area: ScanArea | None = None
+
+    @property
+    def automatic_only(self) -> bool:
+        """Every rectangle comes from a template or the scan area, none from reading text."""
+        return all(r.source in AUTOMATIC_SOURCES for r in self.regions)
 
 
 @dataclass(frozen=True)
@@ -177,12 +184,14 @@ class RegionTemplate:
 
     Every condition that is set must hold: ``manufacturer`` and ``model`` are case-insensitive
     substrings of Manufacturer and Manufacturer's Model Name, ``modality`` is exact, ``rows``
-    and ``columns`` are the exact image size.
+    and ``columns`` are the exact image size. ``scan_area`` (ultrasound) is where the image is:
+    everything outside it is masked.
     """
 
     name: str
     regions: tuple[Region, ...]
     source: str
+    scan_area: tuple[tuple[int, int, int, int], ...] = ()
     manufacturer: str = ""
     model: str = ""
     modality: str = ""
@@ -203,36 +212,31 @@ class RegionTemplate:
     def from_mapping(cls, entry: Mapping[str, Any]) -> RegionTemplate:
         name = str(entry.get("name", "")).strip()
         match = entry.get("match")
-        rects = entry.get("regions")
-        if not name or not isinstance(match, Mapping) or not rects:
-            raise TemplateError(f"pixel template {entry!r} needs a name, a match table and regions")
+        rects = entry.get("regions", [])
+        area = entry.get("scan_area", [])
+        if not name or not isinstance(match, Mapping) or not (rects or area):
+            raise TemplateError(f"pixel template {entry!r} needs a name, a match table and regions or a scan area")
         if not (match.get("manufacturer") or match.get("model")):
             raise TemplateError(f"pixel template {name!r} must match on manufacturer or model")
         unknown = set(match) - {"manufacturer", "model", "modality", "rows", "columns"}
         if unknown:
             raise TemplateError(f"pixel template {name!r}: unknown match keys {sorted(unknown)}")
         try:
-            regions = tuple(Region(*map(int, rect), source="template", text=name) for rect in rects)
+            regions = tuple(Region(*map(int, rect), source="template", text=name, why=f"device template {name}") for rect in rects)
+            scan_area = tuple(Region(*map(int, rect), source="template") for rect in area)
         except (TypeError, ValueError) as exc:
             raise TemplateError(f"pixel template {name!r}: regions must be [x, y, width, height]: {exc}") from exc
         return cls(
             name=name,
             regions=regions,
             source=str(entry.get("source", "")),
+            scan_area=tuple((r.x, r.y, r.width, r.height) for r in scan_area),
             manufacturer=str(match.get("manufacturer", "")),
             model=str(match.get("model", "")),
             modality=str(match.get("modality", "")),
             rows=int(match["rows"]) if "rows" in match else None,
             columns=int(match["columns"]) if "columns" in match else None,
         )
-
-
-@dataclass(frozen=True)
-class _Word:
-    text: str
-    confidence: float
-    box: Region
-    view: str
 
 
 # --- Data ------------------------------------------------------------------------------------
@@ -266,13 +270,29 @@ def non_identifying_patterns(path: Path | None = None) -> tuple[re.Pattern[str],
 # --- Policy ----------------------------------------------------------------------------------
 
 
-def needs_pixel_cleaning(ds: Dataset) -> bool:
-    """True for images marked Burned In Annotation YES and for every US, SC, OT, XA, RF or DX image."""
+def scan_decision(ds: Dataset, templates: Iterable[RegionTemplate] | None = None) -> tuple[bool, str]:
+    """Whether the image is scanned for burned-in text, and why (shown in reports)."""
     if "PixelData" not in ds:
-        return False
-    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
-        return True
-    return str(ds.get("Modality", "")).strip().upper() in ALWAYS_CLEANED_MODALITIES
+        return False, "no pixel data"
+    modality = str(ds.get("Modality", "")).strip().upper()
+    declared = str(ds.get("BurnedInAnnotation", "")).strip().upper()
+    image_type = [str(v).strip().upper() for v in ds.get("ImageType", []) or []]
+    if declared == "YES":
+        return True, "Burned In Annotation is YES"
+    if matching_templates(ds, templates):
+        return True, "a device template matches"
+    if image_type[:2] == ["DERIVED", "SECONDARY"] or str(ds.get("SOPClassUID", "")) == SecondaryCaptureImageStorage:
+        return True, "a secondary capture or screen save"
+    if declared == "NO" and modality in DECLARED_FREE_TRUSTED and image_type[:1] == ["ORIGINAL"]:
+        return False, f"original {modality} image declared free of burned-in text"
+    if modality in ALWAYS_SCANNED_MODALITIES:
+        return True, f"{modality} images may carry burned-in text"
+    return False, f"{modality or 'unknown modality'} image not marked as carrying burned-in text"
+
+
+def needs_pixel_cleaning(ds: Dataset) -> bool:
+    """True when :func:`scan_decision` says the image is scanned."""
+    return scan_decision(ds)[0]
 
 
 def matching_templates(ds: Dataset, templates: Iterable[RegionTemplate] | None = None) -> list[RegionTemplate]:
@@ -342,101 +362,12 @@ def display_frame(ds: Dataset, frame: int = 0) -> np.ndarray:
     return 255 - gray if photometric == "MONOCHROME1" else gray
 
 
-def _ocr_views(gray: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The images to read. Few distinct frames: each of them. A cine: its minimum projection
-    (static annotation, free of moving anatomy) and its maximum projection (anything drawn in
-    any frame, brighter than what lies behind it)."""
-    distinct: dict[bytes, tuple[int, np.ndarray]] = {}
-    for index, frame in enumerate(gray):
-        distinct.setdefault(hashlib.blake2b(frame.tobytes(), digest_size=16).digest(), (index, frame))
-    if len(distinct) <= PER_FRAME_LIMIT:
-        return [(f"frame {index + 1}", frame) for index, frame in distinct.values()]
-    return [
-        (f"minimum projection of {len(gray)} frames", gray.min(axis=0)),
-        (f"maximum projection of {len(gray)} frames", gray.max(axis=0)),
-    ]
-
-
-# --- OCR -------------------------------------------------------------------------------------
-
-
-def _upscale(rows: int, columns: int) -> int:
-    return max(1, min(3, round(OCR_TARGET_SIZE / max(rows, columns))))
-
-
-def _ocr_image(view: np.ndarray, bright_only: bool) -> tuple[Image.Image, int]:
-    scale = _upscale(*view.shape)
-    image = Image.fromarray(view)
-    if scale > 1:
-        image = image.resize((view.shape[1] * scale, view.shape[0] * scale), Image.Resampling.BICUBIC)
-    pixels = np.asarray(image)
-    # tesseract reads dark text on a light page
-    pixels = np.where(pixels >= BRIGHT_THRESHOLD, 0, 255).astype(np.uint8) if bright_only else 255 - pixels
-    return Image.fromarray(pixels), scale
-
-
-def _read_words(view: np.ndarray, label: str, bright_only: bool) -> list[_Word]:
-    import pytesseract  # imported here so that a missing wrapper fails closed, not at import
-
-    image, scale = _ocr_image(view, bright_only)
-    data = pytesseract.image_to_data(
-        image, lang="eng", config=OCR_CONFIG, output_type=pytesseract.Output.DICT, timeout=OCR_TIMEOUT_S
-    )
-    words = []
-    rows, columns = view.shape
-    for text, conf, left, top, width, height in zip(
-        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
-    ):
-        text = str(text).strip()
-        if not text or float(conf) < 0:
-            continue
-        x0, y0 = int(left) // scale, int(top) // scale
-        x1 = min(columns, math.ceil((int(left) + int(width)) / scale))
-        y1 = min(rows, math.ceil((int(top) + int(height)) / scale))
-        if x1 <= x0 or y1 <= y0:
-            continue
-        words.append(_Word(text, float(conf), Region(x0, y0, x1 - x0, y1 - y0, "ocr", text), label))
-    return words
-
-
-def _run_ocr(ds: Dataset, views: list[tuple[str, np.ndarray]]) -> list[_Word]:
-    # One thread per tesseract process: on few cores, parallel single-threaded runs are faster
-    # than tesseract's own OpenMP threads. An operator's explicit setting is respected.
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    try:
-        import pytesseract
-    except ImportError as exc:
-        raise PixelCleaningFailed(f"{_describe(ds)}: OCR cannot run, pytesseract is not installed") from exc
-    jobs = [(view, label, bright) for label, view in views for bright in (True, False)]
-    workers = max(1, min(len(jobs), os.cpu_count() or 1, 4))
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda job: _read_words(*job), jobs))
-    except pytesseract.TesseractNotFoundError as exc:
-        raise PixelCleaningFailed(f"{_describe(ds)}: OCR cannot run, tesseract not found: {exc}") from exc
-    except (pytesseract.TesseractError, RuntimeError, OSError, ValueError) as exc:
-        raise PixelCleaningFailed(f"{_describe(ds)}: OCR failed: {exc}") from exc
-    return [word for words in results for word in words]
-
-
-def _is_text(word: _Word, rows: int) -> bool:
-    """Not what OCR returns for lines, speckle and icons: no letter or digit, or too low to be
-    legible; or, read badly, a box taller than a sixth of the image (anatomy, not a font) or
-    far wider than its characters (a line or an edge)."""
-    box = word.box
-    if not any(ch.isalnum() for ch in word.text) or box.height < MIN_TEXT_HEIGHT:
-        return False
-    if word.confidence >= LOW_CONFIDENCE:
-        return True
-    return box.height <= rows * MAX_DOUBTFUL_HEIGHT and box.width <= box.height * (2 * len(word.text) + 2)
-
-
 # --- Regions ---------------------------------------------------------------------------------
 
 
 def _padded(box: Region, rows: int, columns: int) -> Region:
-    """Grow a word box by a quarter of its height (at least 2 px): tesseract's boxes hug the
-    glyphs and leave anti-aliased edges and accents outside."""
+    """Grow a line's box by a quarter of its height (at least 2 px): glyph boxes leave
+    anti-aliased edges, accents and descenders outside."""
     pad = max(2, math.ceil(box.height / 4))
     x0, y0 = max(0, box.x - pad), max(0, box.y - pad)
     x1, y1 = min(columns, box.x1 + pad), min(rows, box.y1 + pad)
@@ -468,7 +399,8 @@ def merge_regions(regions: Iterable[Region]) -> list[Region]:
                     first, second = sorted((other, region), key=lambda r: (r.x, r.y))
                     words = f"{first.text} {second.text}".split()
                     text = " ".join(dict.fromkeys(words))  # both OCR passes often read the same word
-                    result[i] = Region(x0, y0, x1 - x0, y1 - y0, region.source, text)
+                    why = "; ".join(dict.fromkeys(w for w in (first.why, second.why) if w))
+                    result[i] = Region(x0, y0, x1 - x0, y1 - y0, region.source, text, why)
                     changed = True
                     break
             else:
@@ -477,48 +409,78 @@ def merge_regions(regions: Iterable[Region]) -> list[Region]:
     return sorted(merged, key=lambda r: (r.y, r.x))
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"[^0-9A-Z]", "", text.upper())
+# --- Detection -------------------------------------------------------------------------------
 
 
-def header_identifiers(ds: Dataset) -> dict[str, str]:
-    """Identifying header values as OCR would show them (upper case, letters and digits only),
-    each with the keyword it came from. Person names are split into their components: the ``^``
-    between them is never drawn as such and OCR misreads or drops it. Dates are given in the
-    day-first and month-first orders screens use as well as DICOM's."""
-    found: dict[str, str] = {}
-    for keyword in _HEADER_NAME_KEYWORDS + _HEADER_ID_KEYWORDS:
-        value = ds.get(keyword)
-        if value in (None, ""):
-            continue
-        for item in value if isinstance(value, (MultiValue, list, tuple)) else [value]:
-            text = str(item)
-            if keyword in _HEADER_NAME_KEYWORDS:
-                parts = re.split(r"[\^=\s]+", text)
-            elif keyword == "PatientBirthDate" and re.fullmatch(r"\d{8}", text):
-                parts = [text, text[6:8] + text[4:6] + text[:4], text[4:6] + text[6:8] + text[:4]]
-            else:
-                parts = [text]
-            shortest = MIN_NAME_PART if keyword in _HEADER_NAME_KEYWORDS else MIN_IDENTIFIER
-            for part in parts:
-                token = _normalised(part)
-                if len(token) >= shortest:
-                    found.setdefault(token, keyword)
-    return found
+@dataclass(frozen=True)
+class _Decision:
+    line: TextLine
+    action: str  # "blank" | "keep" | "ignore"
+    why: str
 
 
-def _identifiers_read(words: Iterable[_Word], identifiers: Mapping[str, str]) -> set[str]:
-    return {keyword for w in words for token, keyword in identifiers.items() if token in _normalised(w.text)}
+def _decide(line: TextLine, identifiers: Mapping[str, str], patterns: Sequence[re.Pattern[str]], blank_all: bool) -> _Decision:
+    """Blank what identifies and what is annotation on a flat band; keep labels read over the image."""
+    loose = [w.text for w in line.read_with(IDENTIFIER_CONFIDENCE)]
+    why = identifying(loose, identifiers)
+    if why:
+        return _Decision(line, "blank", why)
+    read = line.read_with(READ_CONFIDENCE)
+    sure = [w.text for w in line.read_with(KEEP_CONFIDENCE)]
+    if blank_all and (read or (line.flat and line.uniform)):
+        return _Decision(line, "blank", "all burned-in text is blanked (profile)")
+    if line.flat and (len("".join(_alnum(loose))) >= 2 or (line.uniform and line.glyphs >= UNREAD_LINE_GLYPHS)):
+        if sure and len(sure) == len(read) and keepable(sure, patterns):
+            return _Decision(line, "keep", "a label or measurement that identifies nobody")
+        return _Decision(line, "blank", "annotation on a plain band")
+    if len(_alnum(w.text for w in read)) >= 2:
+        return _Decision(line, "keep", "text read over the image that identifies nobody")
+    return _Decision(line, "ignore", "")
 
 
-def _keepable(word: _Word, patterns: Sequence[re.Pattern[str]], identifiers: Mapping[str, str]) -> bool:
-    if word.confidence < KEEP_CONFIDENCE or not any(p.fullmatch(word.text) for p in patterns):
-        return False
-    return not any(token in _normalised(word.text) for token in identifiers)
+def _alnum(words: Iterable[str]) -> list[str]:
+    """The letters and digits of ``words``."""
+    return [ch for word in words for ch in word if ch.isalnum()]
 
 
-def find_text_regions(ds: Dataset, *, templates: Sequence[RegionTemplate] | None = None) -> PixelFindings:
-    """Find burned-in text by OCR over every frame and by the matching region templates.
+def _line_region(line: TextLine, source: str, why: str, rows: int, columns: int) -> Region:
+    return _padded(Region(line.x, line.y, line.width, line.height, source, line.text, why), rows, columns)
+
+
+def _coverage(regions: Iterable[Region], rows: int, columns: int) -> np.ndarray:
+    mask = np.zeros((rows, columns), dtype=bool)
+    for r in regions:
+        mask[r.y : r.y1, r.x : r.x1] = True
+    return mask
+
+
+def _covered(line: TextLine, blanked: np.ndarray) -> bool:
+    """The line lies wholly inside what is blanked already."""
+    return bool(blanked[line.y : line.y1, line.x : line.x1].all())
+
+
+def _scan_area(ds: Dataset, gray: np.ndarray, matched: Sequence[RegionTemplate], notes: list[str]) -> ScanArea | None:
+    """The ultrasound scan area, when the object says where it is or the cine shows it."""
+    if str(ds.get("Modality", "")).strip().upper() != "US":
+        return None
+    rows, columns = gray.shape[1:]
+    area, why = scan_areas.from_ultrasound_regions(ds, rows, columns)
+    if why:
+        notes.append(why)
+    if area is None:
+        for template in matched:
+            if template.scan_area:
+                area = ScanArea(template.scan_area, f"template {template.name}")
+                break
+    if area is None:
+        area = scan_areas.from_motion(gray)
+    return area
+
+
+def find_text_regions(
+    ds: Dataset, *, templates: Sequence[RegionTemplate] | None = None, blank_all_text: bool = False
+) -> PixelFindings:
+    """Find the burned-in text to blank, and the text to keep, in every frame.
 
     Parameters
     ----------
@@ -526,22 +488,23 @@ def find_text_regions(ds: Dataset, *, templates: Sequence[RegionTemplate] | None
         The image, any transfer syntax pydicom can decode (native, RLE, JPEG, JPEG-LS, JPEG 2000).
     templates : sequence of RegionTemplate, optional
         Templates to match instead of the packaged ``pixel_regions.json``.
+    blank_all_text : bool
+        Blank every line of text read, labels and measurements included.
 
     Returns
     -------
     PixelFindings
-        Regions to blank (templates and padded OCR word boxes, merged along text lines),
+        Regions to blank (templates, the outside of the scan area, text lines), text kept,
         whether detection is uncertain, and why.
 
     Notes
     -----
-    Each image read is OCRed twice: thresholded at :data:`BRIGHT_THRESHOLD` (white overlay text,
-    clean even on speckle) and as is (grey or coloured text, tesseract binarises). Frames are
-    upscaled first. A multi-frame image with up to :data:`PER_FRAME_LIMIT` distinct frames is
-    read frame by frame; a longer one through its minimum and maximum projections. When regions
-    were found the image is read again with them blanked, up to :data:`VERIFY_ROUNDS` times;
-    clearly read text still appearing after that makes the findings uncertain, and so does an
-    image marked Burned In Annotation YES in which nothing was found.
+    A multi-frame image with up to :data:`PER_FRAME_LIMIT` distinct frames is read frame by
+    frame; a longer one through its minimum and maximum projections. When lines were blanked
+    the views are looked at again with them blanked, up to :data:`VERIFY_ROUNDS` times (text
+    next to a blanked line can show up once its neighbour is gone); an identifier still found
+    after that makes the findings uncertain, and so does an image marked Burned In Annotation
+    YES in which nothing was found.
 
     Raises
     ------
@@ -550,76 +513,101 @@ def find_text_regions(ds: Dataset, *, templates: Sequence[RegionTemplate] | None
     """
     frames, photometric, _ = _decode(ds)
     rows, columns = frames.shape[1], frames.shape[2]
-    views = _ocr_views(_display_gray(ds, frames, photometric))
+    gray = _display_gray(ds, frames, photometric)
     del frames
-
+    views = _views(gray)
+    notes: list[str] = []
     matched = matching_templates(ds, templates)
-    template_regions = tuple(r for t in matched for r in (c.clipped(rows, columns) for c in t.regions) if r is not None)
-    modality = str(ds.get("Modality", "")).strip().upper()
+    area = _scan_area(ds, gray, matched, notes)
+    del gray
+
+    regions: list[Region] = [r for t in matched for r in (c.clipped(rows, columns) for c in t.regions) if r is not None]
+    if area is not None:
+        why = f"outside the scan area ({area.source})"
+        regions += [Region(x, y, w, h, "region", "", why) for x, y, w, h in scan_areas.outside(area, rows, columns)]
     identifiers = header_identifiers(ds)
-    patterns = non_identifying_patterns() if modality not in BLANK_ALL_TEXT_MODALITIES else ()
+    patterns = non_identifying_patterns()
 
-    words = [w for w in _run_ocr(ds, views) if _is_text(w, rows)]
-    regions, kept = _regions(words, template_regions, patterns, identifiers, rows, columns)
-    rounds, still_reading = 1, False
-    # Verify: read the views again with the regions blanked. Text that tesseract missed beside
-    # a word it did read (a split name, a line merged with speckle) shows up once its
-    # neighbours are gone. Nothing blanked means nothing would change: no second reading.
-    while regions and rounds <= VERIFY_ROUNDS:
-        blanked = [(label, _blanked(view, regions)) for label, view in views]
-        new = [w for w in _run_ocr(ds, blanked) if _is_text(w, rows) and not any(r.contains(w.box) for r in regions)]
+    decisions: list[_Decision] = []
+    rounds, late_identifiers = 0, []
+    seen: dict[str, list[TextLine]] = {label: [] for label, _ in views}
+    while rounds <= VERIFY_ROUNDS:
+        covered = _coverage(regions, rows, columns)
+        new: list[TextLine] = []
+        for label, view in views:
+            blanked = _blanked(view, regions) if rounds else view
+            candidates = [
+                line for line in find_lines(blanked)
+                if not _covered(line, covered) and not any(line.overlaps(old) > 0.8 for old in seen[label])
+            ]
+            seen[label] += candidates
+            new += _read(ds, blanked, candidates)
+        fresh = [_decide(line, identifiers, patterns, blank_all_text) for line in new]
+        decisions += fresh
+        blanks = [d for d in fresh if d.action == "blank"]
+        if rounds and blanks:
+            late_identifiers = [d for d in blanks if not d.why.startswith("annotation")]
+        regions += [_line_region(d.line, "ocr", d.why, rows, columns) for d in blanks]
         rounds += 1
-        still_reading = any(w.confidence >= LOW_CONFIDENCE for w in new)
-        if not new:
-            break
-        words += new
-        regions, kept = _regions(words, template_regions, patterns, identifiers, rows, columns)
-        if not still_reading:
+        if not blanks:
+            late_identifiers = []
             break
 
-    notes = [f"OCR read {len(words)} word(s) in {', '.join(label for label, _ in views)} ({rounds} reading(s))"]
+    ocr = merge_regions(r for r in regions if r.source == "ocr")
+    regions = [r for r in regions if r.source != "ocr"] + [r for r in ocr if not any(t.contains(r) for t in regions if t.source != "ocr")]
+    kept = tuple(
+        merge_regions(_line_region(d.line, "ocr", d.why, rows, columns) for d in decisions if d.action == "keep")
+    )
+    kept = tuple(k for k in kept if not any(k.overlaps(r) for r in regions))
+
+    read = [d for d in decisions if d.action != "ignore"]
+    notes.insert(0, f"{len(read)} line(s) of text read in {', '.join(label for label, _ in views)}")
+    if area is not None:
+        notes.append(f"scan area from {area.source}: everything outside it masked")
     if matched:
         notes.append("templates: " + "; ".join(t.name for t in matched))
-    read = _identifiers_read(words, identifiers)
-    if read:
-        notes.append("header identifiers read in the pixels: " + ", ".join(sorted(read)))
-    unsure = [w.text for w in words if w.confidence < LOW_CONFIDENCE]
-    if unsure:
-        notes.append(f"{len(unsure)} word(s) read below confidence {LOW_CONFIDENCE} blanked all the same")
+    blanked_lines = [d for d in decisions if d.action == "blank"]
+    if blanked_lines:
+        notes.append(f"{len(blanked_lines)} line(s) blanked: " + "; ".join(f"{d.line.text or '(unread)'} ({d.why})" for d in blanked_lines[:12]))
     if kept:
-        notes.append(f"{len(kept)} non-identifying word(s) offered for keeping: " + ", ".join(k.text for k in kept))
+        notes.append(f"{len(kept)} line(s) kept: " + ", ".join(k.text for k in kept))
     uncertain = False
-    if still_reading:
+    if late_identifiers:
         uncertain = True
-        notes.append(f"uncertain: OCR still read new text after {rounds} readings")
+        notes.append(f"uncertain: identifying text still found after {VERIFY_ROUNDS} more looks")
     if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES" and not regions:
         uncertain = True
         notes.append("uncertain: Burned In Annotation is YES but no text was found")
-    return PixelFindings(bool(regions), regions, uncertain, "; ".join(notes), kept)
+    ordered = tuple(sorted(regions, key=lambda r: (r.y, r.x)))
+    return PixelFindings(bool(ordered), ordered, uncertain, "; ".join(notes), kept, area)
 
 
-def _regions(
-    words: Sequence[_Word],
-    template_regions: tuple[Region, ...],
-    patterns: Sequence[re.Pattern[str]],
-    identifiers: Mapping[str, str],
-    rows: int,
-    columns: int,
-) -> tuple[tuple[Region, ...], tuple[Region, ...]]:
-    """Regions to blank (templates, then padded and merged OCR boxes not already inside a
-    template) and regions offered for keeping."""
-    kept_words = [w for w in words if patterns and _keepable(w, patterns, identifiers)]
-    blank_words = [w for w in words if w not in kept_words]
-    ocr_regions = tuple(
-        r for r in merge_regions(_padded(w.box, rows, columns) for w in blank_words)
-        if not any(t.contains(r) for t in template_regions)
-    )
-    regions = template_regions + ocr_regions
-    kept = tuple(
-        k for k in merge_regions(_padded(w.box, rows, columns) for w in kept_words)
-        if not any(k.overlaps(r) for r in regions)
-    )
-    return regions, kept
+def _views(gray: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The images to read. Few distinct frames: each of them. A cine: its minimum projection
+    (static annotation, free of moving anatomy) and its maximum projection (anything drawn in
+    any frame, brighter than what lies behind it)."""
+    distinct: dict[bytes, tuple[int, np.ndarray]] = {}
+    for index, frame in enumerate(gray):
+        distinct.setdefault(hashlib.blake2b(frame.tobytes(), digest_size=16).digest(), (index, frame))
+    if len(distinct) <= PER_FRAME_LIMIT:
+        return [(f"frame {index + 1}", frame) for index, frame in distinct.values()]
+    return [
+        (f"minimum projection of {len(gray)} frames", gray.min(axis=0)),
+        (f"maximum projection of {len(gray)} frames", gray.max(axis=0)),
+    ]
+
+
+def _read(ds: Dataset, view: np.ndarray, lines: list[TextLine]) -> list[TextLine]:
+    try:
+        import pytesseract
+    except ImportError as exc:
+        raise PixelCleaningFailed(f"{_describe(ds)}: OCR cannot run, pytesseract is not installed") from exc
+    try:
+        return read_lines(view, lines)
+    except pytesseract.TesseractNotFoundError as exc:
+        raise PixelCleaningFailed(f"{_describe(ds)}: OCR cannot run, tesseract not found: {exc}") from exc
+    except (pytesseract.TesseractError, RuntimeError, OSError, ValueError) as exc:
+        raise PixelCleaningFailed(f"{_describe(ds)}: OCR failed: {exc}") from exc
 
 
 def _blanked(view: np.ndarray, regions: Iterable[Region]) -> np.ndarray:
@@ -669,10 +657,6 @@ def clean_pixels(ds: Dataset, regions: Sequence[Region]) -> Dataset:
     """
     out = copy.deepcopy(ds)
     if regions:
-        if not ds.file_meta.TransferSyntaxUID.is_little_endian:
-            # retired Explicit VR Big Endian: other OB/OW values (LUTs, overlays) would have to be
-            # byte-swapped too when the object is rewritten little endian
-            raise PixelCleaningFailed(f"{_describe(ds)}: big endian pixel data is not cleaned here")
         frames, photometric, bits_stored = _decode(ds)
         frames = np.array(frames, copy=True)
         rows, columns = frames.shape[1], frames.shape[2]
@@ -686,32 +670,15 @@ def clean_pixels(ds: Dataset, regions: Sequence[Region]) -> Dataset:
         for tag in (0x7FE00001, 0x7FE00002):  # Extended Offset Table (Lengths)
             if tag in out:
                 del out[tag]
+        if not ds.file_meta.TransferSyntaxUID.is_little_endian:
+            _to_little_endian(out)
+        frames = frames.astype(frames.dtype.newbyteorder("<"), copy=False)  # decoded big endian stays so
         try:
             out.set_pixel_data(frames, photometric, bits_stored, generate_instance_uid=False)
         except (ValueError, AttributeError, NotImplementedError) as exc:
             raise PixelCleaningFailed(f"{_describe(ds)}: cleaned pixels cannot be stored: {exc}") from exc
     out.BurnedInAnnotation = "NO"
     return out
-
-
-__all__ = [
-    "ALWAYS_CLEANED_MODALITIES",
-    "BLANK_ALL_TEXT_MODALITIES",
-    "PixelCleaningFailed",
-    "PixelFindings",
-    "Region",
-    "RegionTemplate",
-    "TemplateError",
-    "clean_pixels",
-    "display_frame",
-    "find_text_regions",
-    "header_identifiers",
-    "load_templates",
-    "matching_templates",
-    "merge_regions",
-    "needs_pixel_cleaning",
-    "non_identifying_patterns",
-]
 
 
 @dataclass(frozen=True)
@@ -751,16 +718,63 @@ def changed_fraction(regions: Sequence[Region], rows: int, columns: int) -> floa
     return float(mask.mean())
 
 
-def clean_pixel_data(ds: Dataset) -> PixelCleaning:
-    """Blank burned-in text where the modality or the header says it may be; untouched otherwise.
+def clean_pixel_data(
+    ds: Dataset, *, templates: Sequence[RegionTemplate] | None = None, blank_all_text: bool = False
+) -> PixelCleaning:
+    """Scan the image when :func:`scan_decision` says so and blank what it finds; certain only.
 
-    Uncertain detection raises PixelCleaningFailed: such an image waits for a person.
+    Raises
+    ------
+    PixelCleaningFailed
+        Detection is uncertain or could not run: such an image waits for a person.
     """
-    if not needs_pixel_cleaning(ds):
-        return PixelCleaning(ds, False, "not scanned: no pixel data, or declared free of burned-in text")
-    findings = find_text_regions(ds)
+    scan, why = scan_decision(ds, templates)
+    if not scan:
+        return PixelCleaning(ds, False, f"not scanned: {why}")
+    findings = find_text_regions(ds, templates=templates, blank_all_text=blank_all_text)
     if findings.uncertain:
         raise PixelCleaningFailed(f"image {ds.get('SOPInstanceUID', '?')}: {findings.reason}")
     cleaned = clean_pixels(ds, findings.regions) if findings.regions else ds
     fraction = changed_fraction(findings.regions, int(ds.Rows), int(ds.Columns))
-    return PixelCleaning(cleaned, True, findings.reason, findings, fraction)
+    return PixelCleaning(cleaned, True, f"scanned: {why}; {findings.reason}", findings, fraction)
+
+
+_SWAPPED_VRS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+"""Binary VRs whose values pydicom keeps as raw bytes in the file's byte order."""
+
+
+def _to_little_endian(ds: Dataset) -> None:
+    """Rewrite a (retired) big endian object's raw binary values little endian, in every
+    sequence, so it can be stored Explicit VR Little Endian with its cleaned pixels; numbers
+    of other VRs are decoded by pydicom and written in whatever order the file asks for."""
+    for elem in ds.iterall():
+        size = _SWAPPED_VRS.get(elem.VR)
+        if size and isinstance(elem.value, bytes | bytearray) and elem.tag != 0x7FE00010:
+            array = np.frombuffer(elem.value, dtype=f">u{size}" if size <= 8 else None)
+            elem.value = array.astype(f"<u{size}").tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.set_original_encoding(False, True)
+
+
+__all__ = [
+    "ALWAYS_SCANNED_MODALITIES",
+    "DECLARED_FREE_TRUSTED",
+    "PixelCleaning",
+    "PixelCleaningFailed",
+    "PixelFindings",
+    "Region",
+    "RegionTemplate",
+    "TemplateError",
+    "changed_fraction",
+    "clean_pixel_data",
+    "clean_pixels",
+    "display_frame",
+    "find_text_regions",
+    "header_identifiers",
+    "load_templates",
+    "matching_templates",
+    "merge_regions",
+    "needs_pixel_cleaning",
+    "non_identifying_patterns",
+    "scan_decision",
+]

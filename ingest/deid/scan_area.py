@@ -1,0 +1,116 @@
+"""Where the image itself is: the ultrasound scan area, from the header or from a cine's motion.
+
+An ultrasound object's annotation (patient name, dates, settings) lies outside its scan area;
+when that area is known everything outside it can be masked and nothing inside it touched, as
+SlicerUltrasound's AnonymizeUltrasound does. It is known from, in this order of trust:
+
+* the Sequence of Ultrasound Regions (0018,6011), when its rectangles fit the image (files
+  downscaled or cropped after acquisition keep regions that describe the original);
+* a device template in ``pixel_regions.json`` with a ``scan_area``;
+* the pixels that change across a cine: the scan moves, the annotation does not.
+
+Areas are rectangles ``(x, y, width, height)``; a sector is kept as its bounding rectangle, so the
+corners of that rectangle outside the fan are left to text detection rather than masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from pydicom.dataset import Dataset
+
+MIN_AREA_SHARE = 0.10
+"""A scan area smaller than this share of the image is not believed (a stray region or motion)."""
+MIN_CINE_FRAMES = 8
+MOTION_LEVEL = 6.0
+"""Standard deviation over frames (8-bit) above which a pixel belongs to the moving scan."""
+
+
+@dataclass(frozen=True)
+class ScanArea:
+    """The rectangles that are the image, and where they came from (for the audit and preview)."""
+
+    rectangles: tuple[tuple[int, int, int, int], ...]
+    source: str  # "ultrasound regions", "template <name>", "cine motion"
+
+    def mask(self, rows: int, columns: int) -> np.ndarray:
+        inside = np.zeros((rows, columns), dtype=bool)
+        for x, y, w, h in self.rectangles:
+            inside[y : y + h, x : x + w] = True
+        return inside
+
+    def contains(self, x: int, y: int, width: int, height: int) -> bool:
+        """True when the centre of the box lies inside the area."""
+        cx, cy = x + width / 2, y + height / 2
+        return any(rx <= cx < rx + rw and ry <= cy < ry + rh for rx, ry, rw, rh in self.rectangles)
+
+
+def from_ultrasound_regions(ds: Dataset, rows: int, columns: int) -> tuple[ScanArea | None, str]:
+    """The union of the object's ultrasound regions, or None and why not."""
+    regions = ds.get("SequenceOfUltrasoundRegions")
+    if not regions:
+        return None, ""
+    rectangles = []
+    for item in regions:
+        try:
+            x0, y0 = int(item.RegionLocationMinX0), int(item.RegionLocationMinY0)
+            x1, y1 = int(item.RegionLocationMaxX1), int(item.RegionLocationMaxY1)
+        except (AttributeError, TypeError, ValueError):
+            return None, "ultrasound regions without a location: not used"
+        # Max X1 / Y1 are inclusive; devices often write the image's width or height itself
+        if not (0 <= x0 <= x1 <= columns and 0 <= y0 <= y1 <= rows):
+            return None, f"ultrasound regions describe a larger image than {columns}x{rows}: not used"
+        rectangles.append((x0, y0, min(x1 + 1, columns) - x0, min(y1 + 1, rows) - y0))
+    area = ScanArea(tuple(rectangles), "ultrasound regions")
+    if area.mask(rows, columns).mean() < MIN_AREA_SHARE:
+        return None, "ultrasound regions cover too little of the image: not used"
+    return area, ""
+
+
+def from_motion(gray: np.ndarray) -> ScanArea | None:
+    """The bounding rectangle of the largest moving area of a cine ``(frames, rows, columns)``."""
+    if gray.shape[0] < MIN_CINE_FRAMES:
+        return None
+    rows, columns = gray.shape[1:]
+    moving = (gray.std(axis=0) > MOTION_LEVEL).astype(np.uint8)
+    size = max(5, (min(rows, columns) // 40) | 1)
+    moving = cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((size, size), np.uint8))
+    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((size, size), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(moving, connectivity=8)
+    if count <= 1:
+        return None
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, _ = (int(v) for v in stats[largest])
+    if w * h < MIN_AREA_SHARE * rows * columns:
+        return None
+    # the edges of the fan move least (dark, near the sector lines): keep a margin around them
+    pad = max(2, round(0.02 * max(rows, columns)))
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(columns, x + w + pad), min(rows, y + h + pad)
+    return ScanArea(((x0, y0, x1 - x0, y1 - y0),), "cine motion")
+
+
+def outside(area: ScanArea, rows: int, columns: int) -> list[tuple[int, int, int, int]]:
+    """Rectangles covering exactly what lies outside ``area`` (row bands of equal coverage)."""
+    inside = area.mask(rows, columns)
+    result: list[tuple[int, int, int, int]] = []
+    start = 0
+    while start < rows:
+        end = start + 1
+        while end < rows and np.array_equal(inside[end], inside[start]):
+            end += 1
+        row = inside[start]
+        column = 0
+        while column < columns:
+            if row[column]:
+                column += 1
+                continue
+            run = column
+            while run < columns and not row[run]:
+                run += 1
+            result.append((column, start, run - column, end - start))
+            column = run
+        start = end
+    return result
