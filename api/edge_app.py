@@ -14,10 +14,17 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
-from ingest.deid.pixels import Region
+from ingest.deid.pixels import PixelCleaningFailed, Region
 from ingest.edge.files import write_durably
 from ingest.edge.pacs import PacsError
-from ingest.edge.preview import preview_images, render, report_texts
+from ingest.edge.preview import (
+    KEPT,
+    SOURCES,
+    preview_images,
+    render_after,
+    render_before,
+    report_texts,
+)
 from ingest.edge.selections import SelectionError
 from ingest.edge.selector import DELAY_REASONS, ExportForm, SelectionFormError, compose
 from ingest.edge.service import Edge
@@ -26,6 +33,7 @@ from ingest.validation import read_complete
 from ui import STATIC, TEMPLATES
 
 from . import csrf
+from .headers import SecurityHeaders
 
 templates = Jinja2Templates(directory=str(TEMPLATES))
 csrf.install_globals(templates.env)
@@ -68,6 +76,7 @@ def create_edge_app(edge: Edge) -> FastAPI:
     app = FastAPI(title="Casebank edge", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
                   dependencies=[Depends(verify_csrf)])
     app.add_middleware(SessionMiddleware, secret_key=_secret(edge), session_cookie="casebank_edge", same_site="strict")
+    app.add_middleware(SecurityHeaders, https=False)  # the archive's CSP: no inline scripts on the edge's pages either
 
     app.state.edge = edge
 
@@ -229,18 +238,36 @@ def create_edge_app(edge: Edge) -> FastAPI:
         selection = selection_or_404(manifest_uid)
         objects = [read_complete(edge.manager.object_path(uid).read_bytes()) for uid in selection.references
                    if edge.manager.object_path(uid).is_file()]
-        return page(request, "edge_preview.html", user, selection=selection,
-                    images=preview_images(selection, edge.manager.object_path),
-                    texts=report_texts(objects, edge.manager.profile), error=error)
+        images = preview_images(selection, edge.manager.object_path)
+        return page(request, "edge_preview.html", user, selection=selection, images=images,
+                    cleaned=[i for i in images if i.cleaned], unchanged=[i for i in images if not i.cleaned],
+                    legend=[*SOURCES.values(), KEPT], texts=report_texts(objects, edge.manager.profile), error=error)
 
-    @app.get("/selections/{manifest_uid}/images/{sop_uid}.png", include_in_schema=False)
-    def preview_image(_user: User, manifest_uid: str, sop_uid: str) -> Response:
+    def image_of(manifest_uid: str, sop_uid: str):  # type: ignore[no-untyped-def]
         selection = selection_or_404(manifest_uid)
-        if sop_uid not in selection.references:
+        if sop_uid not in selection.references or not edge.manager.object_path(sop_uid).is_file():
             raise HTTPException(404, f"image {sop_uid} is not part of this selection")
-        kept = [Region(**r) for r in selection.findings.get(sop_uid, {}).get("kept", [])]
-        png = render(edge.manager.object_path(sop_uid), selection.regions_of(sop_uid), kept)
-        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+        return selection, edge.manager.object_path(sop_uid)
+
+    def png(content: bytes) -> Response:  # identified pixels: never kept by the browser
+        return Response(content, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/selections/{manifest_uid}/images/{sop_uid}/before.png", include_in_schema=False)
+    def image_before(_user: User, manifest_uid: str, sop_uid: str) -> Response:
+        """The original first frame with the rectangles outlined; it never leaves the edge."""
+        selection, path = image_of(manifest_uid, sop_uid)
+        return png(render_before(path, selection.regions_of(sop_uid), selection.kept_of(sop_uid)))
+
+    @app.get("/selections/{manifest_uid}/images/{sop_uid}/after.png", include_in_schema=False)
+    def image_after(_user: User, manifest_uid: str, sop_uid: str) -> Response:
+        """The first frame as it will leave, cleaned with the current rectangles."""
+        selection, path = image_of(manifest_uid, sop_uid)
+        record = selection.cleaning.get(sop_uid)
+        regions = selection.regions_of(sop_uid) if record is None or record.scanned else []
+        try:
+            return png(render_after(path, regions))
+        except PixelCleaningFailed as exc:
+            raise HTTPException(422, f"this image cannot be cleaned: {exc}") from exc
 
     @app.post("/selections/{manifest_uid}/images/{sop_uid}/regions", include_in_schema=False)
     def edit_regions(user: User, manifest_uid: str, sop_uid: str,
@@ -253,7 +280,7 @@ def create_edge_app(edge: Edge) -> FastAPI:
         try:
             if add.strip():
                 x, y, w, h = (int(v) for v in add.replace(" ", "").split(","))
-                regions.append(Region(x, y, w, h, source="user", text=f"added by {user.username}"))
+                regions.append(Region(x=x, y=y, width=w, height=h, source="user", text=f"added by {user.username}"))
             edge.manager.set_regions(manifest_uid, sop_uid, regions)
         except (ValueError, SelectionError) as exc:
             return RedirectResponse(f"/selections/{manifest_uid}?error={exc}", 303)

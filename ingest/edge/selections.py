@@ -2,9 +2,14 @@
 honour "delay for reason", then de-identify the whole selection with one key (so references still
 resolve) and hand it to the outbox. Identified objects stay in the edge's own folder.
 
-A selection made on the edge page, or one whose burned-in text could not be cleaned with
-certainty, waits in ``review``: a person looks at the preview, adds or removes rectangles, and
-confirms; only then is it de-identified and queued."""
+Pixel cleaning is never silent. When a selection is whole, every image that needs cleaning is
+looked at (:func:`~ingest.deid.pixels.find_text_regions`); a selection in which any pixels would
+change, or detection is uncertain, waits in ``review``: a person looks at the preview (before and
+after, the share of the image blanked), adds or removes rectangles, and confirms; only then is it
+de-identified and queued. A site may let selections whose rectangles all come from device
+templates or the ultrasound scan area leave without a person (``auto_release_template_cleaning``).
+A selection made on the edge page always waits. Every image that went through cleaning is
+de-identified with 113101 (Clean Pixel Data) in its De-identification Method Code Sequence."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import json
 import logging
 import shutil
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +27,10 @@ from pydicom.dataset import Dataset
 
 from ..deid import Profile, ProjectKey, deidentify
 from ..deid.pixels import (
+    AUTOMATIC_SOURCES,  # rectangles placed without reading text: device templates, outside the scan area
     PixelCleaningFailed,
     Region,
-    clean_pixel_data,
+    changed_fraction,
     clean_pixels,
     find_text_regions,
     needs_pixel_cleaning,
@@ -35,6 +41,31 @@ from .outbox import Outbox
 from .projects import Mapping, Project, project_for_description
 
 log = logging.getLogger(__name__)
+
+def region_from_json(data: dict[str, Any]) -> Region:
+    """A saved rectangle; keys this version of :class:`Region` does not know are ignored."""
+    known = {f.name for f in fields(Region)}
+    return Region(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class ImageCleaning:
+    """What pixel cleaning does to one image of a selection.
+
+    Attributes
+    ----------
+    scanned : bool
+        The image goes through pixel cleaning (it is de-identified with 113101); ``False`` for an
+        image sent with its pixels unchanged (an original CT declared free of burned-in text).
+    changed_fraction : float
+        Share of the image's pixels blanked by the current rectangles, in every frame.
+    frames : int
+        Number of frames (the rectangles are blanked in all of them).
+    """
+
+    scanned: bool
+    changed_fraction: float = 0.0
+    frames: int = 1
 
 
 @dataclass
@@ -53,9 +84,44 @@ class Selection:
     author: str = ""
     destination: str = ""
     confirmed_by: str = ""
+    cleaning: dict[str, ImageCleaning] = field(default_factory=dict)  # SOP UID of each image -> what cleaning does
+
+    def __post_init__(self) -> None:  # loaded from JSON: the per-image records come back as mappings
+        self.cleaning = {uid: c if isinstance(c, ImageCleaning) else ImageCleaning(**c) for uid, c in self.cleaning.items()}
 
     def regions_of(self, sop_uid: str) -> list[Region]:
-        return [Region(**r) for r in self.regions.get(sop_uid, [])]
+        return [region_from_json(r) for r in self.regions.get(sop_uid, [])]
+
+    def kept_of(self, sop_uid: str) -> list[Region]:
+        """Text read in the image that identifies nobody and stays (offered in the preview)."""
+        return [region_from_json(r) for r in self.findings.get(sop_uid, {}).get("kept", [])]
+
+    def changed(self) -> list[str]:
+        """The images whose pixels the current rectangles change."""
+        return [uid for uid, c in self.cleaning.items() if c.scanned and self.regions.get(uid)]
+
+    def uncertain(self) -> list[str]:
+        return [uid for uid in self.cleaning if self.findings.get(uid, {}).get("uncertain")]
+
+    def automatic_only(self) -> bool:
+        """Every rectangle of every changed image comes from a device template or the scan area."""
+        return all(r.source in AUTOMATIC_SOURCES for uid in self.changed() for r in self.regions_of(uid))
+
+    def pixel_summary(self) -> str:
+        """'pixels blanked in 1 of 3 image(s) (up to 2.4% of an image)', for notes and the log."""
+        changed = self.changed()
+        if not changed:
+            scanned = sum(c.scanned for c in self.cleaning.values())
+            return f"no pixels changed ({scanned} of {len(self.cleaning)} image(s) looked at)" if self.cleaning else "no images"
+        largest = max(self.cleaning[uid].changed_fraction for uid in changed)
+        return f"pixels blanked in {len(changed)} of {len(self.cleaning)} image(s) (up to {percent(largest)} of an image)"
+
+
+def percent(fraction: float) -> str:
+    """A changed fraction as people read it: '2.4%', 'less than 0.1%'."""
+    if 0 < fraction < 0.001:
+        return "less than 0.1%"
+    return f"{fraction * 100:.1f}%"
 
 
 class SelectionError(Exception):
@@ -63,7 +129,18 @@ class SelectionError(Exception):
 
 
 class ExportManager:
-    def __init__(self, folder: Path, outbox: Outbox, profile: Profile) -> None:
+    """Selections from the PACS and from the edge page, from arrival to the outbox.
+
+    Parameters
+    ----------
+    auto_release_template_cleaning : bool
+        Release a PACS selection without a person when every rectangle to blank comes from a
+        device template or the ultrasound scan area (none from reading text, none uncertain).
+        Off by default: every changed image waits for a person.
+    """
+
+    def __init__(self, folder: Path, outbox: Outbox, profile: Profile, *,
+                 auto_release_template_cleaning: bool = False) -> None:
         self.projects = folder / "projects"
         self.objects = folder / "received"  # identified: never leaves the edge
         self.selections_folder = folder / "selections"
@@ -71,6 +148,7 @@ class ExportManager:
         self.selections_folder.mkdir(parents=True, exist_ok=True)
         self.outbox = outbox
         self.profile = profile
+        self.auto_release_template_cleaning = auto_release_template_cleaning
         self._lock = threading.Lock()
 
     def receive(self, encoded: bytes, ds: Dataset) -> None:
@@ -113,7 +191,11 @@ class ExportManager:
             selection = self._in_review(manifest_uid)
             if sop_uid not in selection.references:
                 raise SelectionError(f"image {sop_uid} is not part of selection {manifest_uid}")
+            header = dcmread(self.object_path(sop_uid), stop_before_pixels=True)
+            if "Rows" not in header:
+                raise SelectionError(f"object {sop_uid} of selection {manifest_uid} is not an image")
             selection.regions[sop_uid] = [asdict(r) for r in regions]
+            self._record(selection, sop_uid, header, scanned=True)  # a person's rectangles: it goes through cleaning
             self._save(selection)
             return selection
 
@@ -121,8 +203,16 @@ class ExportManager:
         """A person has looked at the preview: de-identify with their rectangles and queue it."""
         with self._lock:
             selection = self._in_review(manifest_uid)
+            try:
+                looked = self._look(selection)  # a selection saved by an earlier version may lack records
+            except PixelCleaningFailed as exc:
+                raise SelectionError(f"selection {manifest_uid} cannot be cleaned: {exc}") from exc
+            if looked:  # images nobody has seen the findings of: show them first
+                selection.note = f"{looked} image(s) looked at again: review them before confirming"
+                self._save(selection)
+                return selection
             selection.confirmed_by = person
-            self._release(selection, [selection.manifest_uid, *selection.references], confirmed=True)
+            self._release(selection, [selection.manifest_uid, *selection.references])
             return self.get(manifest_uid)
 
     def discard(self, manifest_uid: str, person: str) -> Selection:
@@ -174,41 +264,73 @@ class ExportManager:
             if selection.state != "waiting":
                 continue
             wanted = [selection.manifest_uid, *selection.references]
-            if all((self.objects / f"{uid}.dcm").exists() for uid in wanted):
-                if selection.review:
-                    self._prepare_review(selection, "waiting for review")
-                else:
-                    self._release(selection, wanted)
+            whole = all((self.objects / f"{uid}.dcm").exists() for uid in wanted)
+            if whole and self._inspect(selection):
+                self._release(selection, wanted)
 
-    def _prepare_review(self, selection: Selection, why: str) -> None:
-        """Find burned-in text in every image that needs cleaning and wait for a person.
+    def _inspect(self, selection: Selection) -> bool:
+        """Look for burned-in text in every image that needs cleaning; decide whether it waits.
 
-        When text cannot be looked for at all (OCR missing, frames undecodable) the selection
-        is held: a preview would show nothing trustworthy.
+        Returns ``True`` when the selection may leave without a person: it came from the PACS,
+        detection is certain everywhere, and no pixels change (or, where the site allows it,
+        only rectangles from device templates and the scan area). Otherwise it is saved in
+        ``review`` with the reason, or ``held`` when text cannot be looked for at all (OCR
+        missing, frames undecodable): a preview would show nothing trustworthy.
         """
         try:
-            for uid in selection.references:
-                ds = dcmread(self.object_path(uid))
-                if "PixelData" not in ds or not needs_pixel_cleaning(ds) or uid in selection.regions:
-                    continue
+            self._look(selection)
+        except PixelCleaningFailed as exc:
+            selection.state, selection.note = "held", f"held for a person: {exc}"
+            self._save(selection)
+            return False
+        images, changed, uncertain = len(selection.cleaning), selection.changed(), selection.uncertain()
+        if uncertain:
+            why = f"detection uncertain in {len(uncertain)} of {images} image(s): waiting for a person"
+        elif changed and not (self.auto_release_template_cleaning and selection.automatic_only()):
+            why = f"burned-in text found in {len(changed)} of {images} image(s): waiting for a person"
+        elif selection.review:
+            why = "waiting for review" + (f": {selection.pixel_summary()}" if selection.cleaning else "")
+        else:
+            self._save(selection)
+            return True
+        selection.state, selection.note = "review", why
+        self._save(selection)
+        return False
+
+    def _look(self, selection: Selection) -> int:
+        """Run detection on every image not looked at yet that needs cleaning, and record what
+        cleaning does to each image; the number of images detection ran on."""
+        looked = 0
+        for uid in selection.references:
+            if uid in selection.cleaning:
+                continue
+            ds = dcmread(self.object_path(uid))
+            if "PixelData" not in ds:
+                continue
+            scanned = uid in selection.regions or needs_pixel_cleaning(ds)
+            if scanned and uid not in selection.regions:
                 found = find_text_regions(ds)
                 selection.regions[uid] = [asdict(r) for r in found.regions]
                 selection.findings[uid] = {"reason": found.reason, "uncertain": found.uncertain,
                                            "kept": [asdict(r) for r in found.kept]}
-        except PixelCleaningFailed as exc:
-            selection.state, selection.note = "held", f"held for a person: {exc}"
-        else:
-            selection.state, selection.note = "review", why
-        self._save(selection)
+                looked += 1
+            self._record(selection, uid, ds, scanned=scanned)
+        return looked
 
-    def _clean(self, selection: Selection, uid: str, ds: Dataset, confirmed: bool) -> Dataset:
-        """Pixels as they may leave: a person's rectangles when confirmed, else the automatic
-        cleaning, which refuses (PixelCleaningFailed) when it is not certain."""
-        if confirmed and "PixelData" in ds and uid in selection.regions:
-            return clean_pixels(ds, selection.regions_of(uid))
-        return clean_pixel_data(ds).dataset
+    def _record(self, selection: Selection, uid: str, ds: Dataset, *, scanned: bool) -> None:
+        rows, columns = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        fraction = changed_fraction(selection.regions_of(uid), rows, columns) if scanned else 0.0
+        selection.cleaning[uid] = ImageCleaning(scanned, fraction, int(ds.get("NumberOfFrames") or 1))
 
-    def _release(self, selection: Selection, uids: list[str], confirmed: bool = False) -> None:
+    def _clean(self, selection: Selection, uid: str, ds: Dataset) -> tuple[Dataset, bool]:
+        """Pixels as they may leave, and whether they went through cleaning: the rectangles
+        detection found (or a person chose) blanked in every frame."""
+        record = selection.cleaning.get(uid)
+        if record is None or not record.scanned:
+            return ds, False
+        return clean_pixels(ds, selection.regions_of(uid)), True
+
+    def _release(self, selection: Selection, uids: list[str]) -> None:
         try:
             project = Project.open(self.projects, selection.project) if selection.project else None
             # a research project maps consistently with its own secret; a teaching export uses a
@@ -216,8 +338,8 @@ class ExportManager:
             key = project.key() if project else ProjectKey.generate()
             outputs, mapping = [], Mapping({}, {})
             for uid in uids:
-                cleaned = self._clean(selection, uid, dcmread(self.object_path(uid)), confirmed)
-                result = deidentify(cleaned, self.profile, key)
+                cleaned, scanned = self._clean(selection, uid, dcmread(self.object_path(uid)))
+                result = deidentify(cleaned, self.profile, key, pixels_cleaned=scanned)
                 buffer = io.BytesIO()
                 result.dataset.save_as(buffer, enforce_file_format=True)
                 outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))
@@ -226,7 +348,8 @@ class ExportManager:
             if project is not None:
                 project.log(selection.manifest_uid, mapping)  # logged before anything leaves
         except PixelCleaningFailed as exc:  # fail closed: a person looks at it; nothing leaves
-            self._prepare_review(selection, f"held for a person: {exc}")
+            selection.state, selection.note = "review", f"held for a person: {exc}"
+            self._save(selection)
             log.warning("selection %s held for review: %s", selection.manifest_uid, exc)
             return
         except Exception as exc:  # fail closed: nothing of the selection leaves
@@ -239,11 +362,12 @@ class ExportManager:
             write_durably(staged / f"{new_uid}.dcm", encoded)
             selection.released_uids[original] = new_uid
         selection.state = "released"
-        if selection.confirmed_by:
-            selection.note = f"confirmed by {selection.confirmed_by}"
+        how = f"confirmed by {selection.confirmed_by}" if selection.confirmed_by else "released automatically"
+        selection.note = f"{how}; {selection.pixel_summary()}"
         self._save(selection)  # from here a restart adopts the staged files instead of redoing them
         self.outbox.adopt(staged)
-        log.info("selection %s released: %d object(s) queued", selection.manifest_uid, len(outputs))
+        log.info("selection %s released: %d object(s) queued; %s", selection.manifest_uid, len(outputs),
+                 selection.pixel_summary())
 
     def _path(self, manifest_uid: str) -> Path:
         return self.selections_folder / f"{manifest_uid}.json"

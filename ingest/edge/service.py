@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EdgeConfig:
+    """One edge's settings.
+
+    ``auto_release_template_cleaning``: a selection from the PACS whose only changed pixels lie
+    in rectangles of a device template (``ingest/deid/data/pixel_regions.json``) or outside the
+    ultrasound scan area leaves without a person. Off by default: every selection whose pixels
+    change waits for a person on the preview page. Uncertain detection always waits.
+    """
+
     data: Path
     archive: Destination
     ae_title: str = "CASEBANK-EDGE"
@@ -29,13 +37,15 @@ class EdgeConfig:
     port: int = 11113
     profile: Profile | None = None
     pacs: Destination | None = None  # the local PACS the edge page queries (C-FIND) and fetches from (C-GET)
+    auto_release_template_cleaning: bool = False
 
 
 class Edge:
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
         self.outbox = Outbox(config.data / "outbox", config.archive, calling_ae=config.ae_title)
-        self.manager = ExportManager(config.data, self.outbox, config.profile or Profile.default())
+        self.manager = ExportManager(config.data, self.outbox, config.profile or Profile.default(),
+                                     auto_release_template_cleaning=config.auto_release_template_cleaning)
         self.users = EdgeUsers(config.data / "users.json")
         self.pacs = Pacs(config.pacs, calling_ae=config.ae_title) if config.pacs else None
         self._server = None

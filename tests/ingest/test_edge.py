@@ -272,7 +272,9 @@ def test_research_projects_pseudonymise_per_project_and_only_the_custodian_can_r
 
 
 def test_burned_in_text_is_blanked_before_an_ultrasound_leaves(casebank, make_user, tmp_path):
-    """pydicom's 30-frame ultrasound carries burned-in text; it must not reach the archive."""
+    """pydicom's 30-frame ultrasound carries burned-in text: the selection waits until a person
+    confirms the preview, then reaches the archive blanked, declaring Clean Pixel Data (113101),
+    and the archive's door check files it."""
     import numpy as np
     from pydicom.data import get_testdata_file
 
@@ -300,13 +302,21 @@ def test_burned_in_text_is_blanked_before_an_ultrasound_leaves(casebank, make_us
             assoc = ae.associate("127.0.0.1", edge.config.port, ae_title="CASEBANK-EDGE")
             assert assoc.send_c_store(us).Status == 0 and assoc.send_c_store(manifest).Status == 0
             assoc.release()
+            selection = edge.manager.get(str(manifest.SOPInstanceUID))
+            assert selection.state == "review", selection.note  # the pixels change: a person looks first
+            assert selection.note == "burned-in text found in 1 of 1 image(s): waiting for a person"
+            time.sleep(1)
+            assert stored_count(casebank) == 0 and edge.outbox.state().pending == 0
+            edge.manager.confirm(selection.manifest_uid, "Ann Jones (GMC 7000001)")
             wait_until(lambda: stored_count(casebank) == 2, timeout=120, what="the cleaned ultrasound")
         finally:
             edge.stop()
     with casebank.database.session() as session:
+        assert session.scalar(select(func.count(QuarantinedObject.id))) == 0  # the door accepts 113101
         [image] = [i for i in session.scalars(select(Instance)) if i.sop_class_uid == us.SOPClassUID]
         sent = dcmread(casebank.blobs.path(image.blob_sha256))
     assert sent.BurnedInAnnotation == "NO"
+    assert "113101" in {str(item.CodeValue) for item in sent.DeidentificationMethodCodeSequence}
     frames = sent.pixel_array
     assert frames.shape[0] == 30
     found = find_text_regions(us)

@@ -126,12 +126,14 @@ def test_a_study_chosen_on_the_edge_page_arrives_deidentified_in_the_chosen_fold
             regions = selection.regions_of(capture_uid)
             assert regions and all(r.source == "ocr" for r in regions)
             assert {uid for uid in selection.regions} == {capture_uid}  # CT needs no pixel cleaning
-            png = client.get(f"{preview_url}/images/{capture_uid}.png")
-            assert png.headers["content-type"] == "image/png"
-            shown = np.asarray(Image.open(io.BytesIO(png.content)).convert("RGB"))
+            assert f"{preview_url}/images/{capture_uid}/before.png" in preview.text
+            assert "of the image blanked" in preview.text
+            before, after = (
+                np.asarray(Image.open(io.BytesIO(client.get(f"{preview_url}/images/{capture_uid}/{side}.png").content)).convert("RGB"))
+                for side in ("before", "after"))
             first = regions[0]
-            assert tuple(shown[first.y, first.x]) != (0, 0, 0)  # outlined in colour
-            assert tuple(shown[first.y + first.height // 2, first.x + first.width // 2]) == (0, 0, 0)  # blanked
+            assert tuple(before[first.y, first.x]) != (0, 0, 0)  # outlined in colour on the original
+            assert tuple(after[first.y + first.height // 2, first.x + first.width // 2]) == (0, 0, 0)  # blanked as it leaves
 
             # the user adds a rectangle over the drawn disc and keeps the OCR ones
             edit = client.post(f"{preview_url}/images/{capture_uid}/regions",
@@ -160,6 +162,9 @@ def test_a_study_chosen_on_the_edge_page_arrives_deidentified_in_the_chosen_fold
             assert identifier not in blob
     capture = dcmread(io.BytesIO(blobs[SecondaryCaptureImageStorage]))
     assert capture.BurnedInAnnotation == "NO"
+    assert "113101" in {str(c.CodeValue) for c in capture.DeidentificationMethodCodeSequence}  # the door files it
+    ct = dcmread(io.BytesIO(blobs[objects[0].SOPClassUID]))  # the CTs were not scanned: no Clean Pixel Data
+    assert "113101" not in {str(c.CodeValue) for c in ct.DeidentificationMethodCodeSequence}
     pixels = capture.pixel_array
     for region in [*regions, type(regions[0])(140, 120, 40, 40, "user")]:
         assert np.ptp(pixels[region.y:region.y1, region.x:region.x1]) == 0, region
@@ -201,12 +206,15 @@ def test_a_pacs_selection_whose_burned_in_text_is_uncertain_waits_for_a_person(t
         ds.save_as(buffer, enforce_file_format=True)
         edge.manager.receive(buffer.getvalue(), ds)
     selection = edge.manager.get(str(manifest.SOPInstanceUID))
-    assert selection.state == "review" and "Burned In Annotation is YES" in selection.note
+    assert selection.state == "review" and selection.note == "detection uncertain in 1 of 1 image(s): waiting for a person"
     assert selection.findings[str(ct.SOPInstanceUID)]["uncertain"] is True
+    assert "Burned In Annotation is YES" in selection.findings[str(ct.SOPInstanceUID)]["reason"]
     assert edge.outbox.state().pending == 0
     edge.manager.confirm(selection.manifest_uid, "Ann Jones (GMC 7000001)")
     assert edge.manager.get(selection.manifest_uid).state == "released"
     assert edge.outbox.state().pending == 2
+    [sent] = [ds for ds in map(dcmread, edge.outbox.pending_folder.glob("*.dcm")) if ds.Modality == "CT"]
+    assert "113101" in {str(c.CodeValue) for c in sent.DeidentificationMethodCodeSequence}  # it went through cleaning
 
 
 def test_an_unreachable_pacs_is_shown_on_the_page_not_as_a_traceback(tmp_path):
