@@ -11,7 +11,8 @@ cannot tell a cleaned text from an original one, and the NHS-number scan covers 
 
 Combined actions (X/Z, X/D, X/Z/D) accept whatever any of their choices would write (absent,
 empty or the engine's dummy): which one applies depends on the Type in the IOD, and another
-de-identifier may choose differently without keeping anything.
+de-identifier may choose differently without keeping anything. So does a plain X on an attribute
+some IOD requires: the engine empties it or writes a dummy there (:mod:`ingest.deid.conformance`).
 
 Private attributes: without Retain Safe Private (113111) none may carry a value; with it only
 those on the shipped safe private list (PS3.15 Table E.3.10-1). A site's own additions to the
@@ -29,7 +30,8 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
-from .deid.engine import DUMMY_VALUES
+from .deid.conformance import choices_of
+from .deid.engine import dummy_value
 from .deid.profile import BASIC_PROFILE_CODE, Option, Profile
 from .deid.rules import SEQUENCE_MODE, TEXT_VRS as FREE_TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
 from .deid.safe_private import SafePrivateList
@@ -137,7 +139,7 @@ def _allowed_with(option_actions: dict[Option, str], declared: frozenset[Option]
 def _decision(rule: Rule, allowed_with: str) -> Decision:
     op = rule.op
     if op is Op.TYPED:
-        choices = rule.combined.rstrip("*").split("/")
+        choices = choices_of(rule.combined)
         if "U" in choices:
             return ANY
         verdict = Verdict.DUMMY if "D" in choices else Verdict.NO_VALUE
@@ -319,7 +321,7 @@ class _Check:
     def judge(self, tag: int, vr: str | None, raw: bytes, decision: Decision, where: str) -> None:
         if not raw.strip(b" \x00"):
             return
-        if decision.verdict is Verdict.DUMMY and (vr == "UI" or _is_dummy(vr, raw)):
+        if decision.verdict is Verdict.DUMMY and (vr == "UI" or _is_dummy(tag, vr, raw)):
             return  # D on a UID means a new UID
         self.add(self.reason(tag, where, "has a value", decision))
 
@@ -355,17 +357,16 @@ def _raw(elem: object) -> bytes:
 
 
 @lru_cache(maxsize=64)
-def _dummy_texts(vr: str) -> frozenset[bytes]:
-    dummy = DUMMY_VALUES.get(vr, "DEIDENTIFIED")
-    return frozenset({str(dummy).encode("ascii"), b""})
+def _dummy_texts(tag: int, vr: str) -> frozenset[bytes]:
+    return frozenset({str(dummy_value(tag, vr)).encode("ascii"), b""})
 
 
-def _is_dummy(vr: str | None, raw: bytes) -> bool:
-    """Whether every value is the engine's dummy for the VR (binary dummies are all zero)."""
+def _is_dummy(tag: int, vr: str | None, raw: bytes) -> bool:
+    """Whether every value is the engine's dummy for the attribute (binary dummies are all zero)."""
     if vr in BINARY_VRS:
         # A decoded number arrives as text ("0", "0.0"); raw bytes as zeros.
         return not raw.strip(b"\x00") or all(v.strip() in (b"0", b"0.0", b"") for v in raw.split(b"\\"))
-    dummies = _dummy_texts(vr or "")
+    dummies = _dummy_texts(tag, vr or "")
     return all(value.strip(b" \x00") in dummies for value in raw.split(b"\\"))
 
 

@@ -1,10 +1,17 @@
 """Regenerate ``data/attribute_types.json`` from highdicom's copy of the standard.
 
-Only the rows of Table E.1-1 with a combined action (``X/Z``, ``X/D``, ``X/Z/D``, ``Z/D``,
-``X/Z/U*``) need an attribute's Type to choose between their actions. highdicom ships PS3.3's
-module tables as JSON (``highdicom/_standard``, a private location, hence this offline step
-instead of a run-time dependency). For each such attribute the file records its Type at the top
-level of every IOD that has it, and its Type inside each sequence that can contain it.
+Two kinds of rows of Table E.1-1 need an attribute's Type:
+
+* a combined action (``X/Z``, ``X/D``, ``X/Z/D``, ``Z/D``, ``X/Z/U*``) chooses between its
+  actions by Type;
+* a plain ``X`` on an attribute that some IOD requires (Type 1, 1C, 2 or 2C) must be emptied or
+  replaced by a dummy there instead, or the object would no longer conform (PS3.15 E.1.1 item
+  1). ``X`` rows that are Type 3 everywhere are left out: removing them is always conformant.
+
+highdicom ships PS3.3's module tables as JSON (``highdicom/_standard``, a private location,
+hence this offline step instead of a run-time dependency). For each such attribute the file
+records its Type at the top level of every IOD where it is required (Type 3 is the default and
+not written), and its Type inside each sequence that can contain it.
 
 Run ``python -m ingest.deid._generate_types`` after updating highdicom or the table.
 """
@@ -18,7 +25,7 @@ from pathlib import Path
 
 from pydicom.datadict import keyword_for_tag
 
-from .table import TYPE_STRENGTH, load_table
+from .table import TYPE_STRENGTH, TableRow, load_table
 
 OUTPUT = Path(__file__).with_name("data") / "attribute_types.json"
 
@@ -36,23 +43,23 @@ def _stronger(a: str | None, b: str) -> str:
     return a
 
 
+def _needs_types(row: TableRow) -> bool:
+    return row.pattern.tag is not None and (row.basic == "X" or "/" in row.basic)
+
+
 def build() -> dict:  # type: ignore[type-arg]
     modules = _standard("module_attribute_map.json")
     iods = _standard("iod_module_map.json")
     sop_classes = _standard("sop_class_iod_map.json")
-    combined = {
-        keyword_for_tag(row.pattern.tag): row
-        for row in load_table()
-        if row.pattern.tag is not None and "/" in row.basic
-    }
+    rows = {keyword_for_tag(row.pattern.tag): row for row in load_table() if _needs_types(row)}
     attributes: dict[str, dict] = {  # type: ignore[type-arg]
         row.tag: {"keyword": keyword, "action": row.basic, "iods": {}, "nested": {}}
-        for keyword, row in combined.items()
+        for keyword, row in rows.items()
     }
     module_types: dict[str, dict[str, str]] = {}
     for module, entries in modules.items():
         for entry in entries:
-            row = combined.get(entry["keyword"])
+            row = rows.get(entry["keyword"])
             if row is None or entry["type"] not in TYPE_STRENGTH:
                 continue
             record = attributes[row.tag]
@@ -68,17 +75,21 @@ def build() -> dict:  # type: ignore[type-arg]
                 found = attributes[tag]["iods"]
                 found[iod] = _stronger(found.get(iod), attribute_type)
     for record in attributes.values():
-        every = [*record["iods"].values(), *record["nested"].values()]
         strongest = None
-        for attribute_type in every:
+        for attribute_type in (*record["iods"].values(), *record["nested"].values()):
             strongest = _stronger(strongest, attribute_type)
         record["strongest"] = strongest or "3"
-        record["iods"] = dict(sorted(record["iods"].items()))
+        # Type 3 is what type_of assumes for an IOD not listed; inside a sequence a listed 3 matters.
+        record["iods"] = {iod: t for iod, t in sorted(record["iods"].items()) if t != "3"}
         record["nested"] = dict(sorted(record["nested"].items()))
+    kept = {
+        tag: record for tag, record in sorted(attributes.items())
+        if record["action"] != "X" or record["strongest"] != "3"
+    }
     return {
         "source": f"highdicom {version('highdicom')} _standard (PS3.3 module tables)",
         "sop_class_iod": dict(sorted(sop_classes.items())),
-        "attributes": dict(sorted(attributes.items())),
+        "attributes": kept,
     }
 
 

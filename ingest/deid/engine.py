@@ -38,6 +38,16 @@ DUMMY_VALUES: dict[str, object] = {
 }
 """D: a non-zero-length value consistent with the VR that identifies nobody."""
 
+DUMMY_BY_TAG: dict[int, object] = {0x00080201: "+0000"}
+"""D where the VR's dummy would break the attribute's own format: Timezone Offset From UTC is
+``&ZZXX`` (PS3.3 C.12.1.1.8), Type 1 in the Simplified Adult Echo SR."""
+
+
+def dummy_value(tag: int, vr: str) -> object:
+    """The dummy (D) written for an attribute."""
+    return DUMMY_BY_TAG.get(tag, DUMMY_VALUES.get(vr, DUMMY_TEXT))
+
+
 PROFILE_RULE = "PS3.15 E.1.1 item 6"
 LONGITUDINAL_RULE = "PS3.15 E.2 / E.3.6"
 FILE_META_RULE = "PS3.15 E.1.1 item 7: File Meta Information replaced"
@@ -257,7 +267,7 @@ class _Walk:
         elif op is Op.EMPTY:
             self.replace(out, elem, rule, path, empty_value_for_VR(elem.VR))
         elif op is Op.DUMMY and elem.VR != "UI":
-            self.replace(out, elem, rule, path, DUMMY_VALUES.get(elem.VR, DUMMY_TEXT))
+            self.replace(out, elem, rule, path, dummy_value(elem.tag, elem.VR))
         elif op in (Op.UID, Op.DUMMY):
             self.replace_uids(out, elem, rule, path)
         elif op is Op.SHIFT:
@@ -339,7 +349,7 @@ class _Walk:
 
     def replace_uids(self, out: Dataset, elem: DataElement, rule: Rule, path: str) -> None:
         if elem.VR != "UI":
-            self.replace(out, elem, rule, path, DUMMY_VALUES.get(elem.VR, DUMMY_TEXT))
+            self.replace(out, elem, rule, path, dummy_value(elem.tag, elem.VR))
             return
         self.replace(out, elem, rule, path, _map_values(elem.value, lambda v: self.new_uid(elem.tag, v)))
 
@@ -384,10 +394,14 @@ class _Walk:
             return text
 
         new_value = _map_values(elem.value, clean)
-        if removed:
-            self.replace(out, elem, Rule(rule.op, rule.action, f"{rule.source}; {removed} identifying token(s) removed"), path, new_value)
-        else:
+        if not removed:
             out.add(_clone(elem))
+            return
+        source = f"{rule.source}; {removed} identifying token(s) removed"
+        if not "".join(new_value if isinstance(new_value, list) else [str(new_value)]):
+            # Nothing left: an empty value would break a Type 1 attribute (Structure Set Label).
+            new_value, source = dummy_value(elem.tag, elem.VR), f"{source}, nothing left: replaced by a dummy"
+        self.replace(out, elem, Rule(rule.op, rule.action, source), path, new_value)
 
     # --- attributes a de-identifier adds ---------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 Table E.1-1 gives an action per attribute and option; this module turns a :class:`Profile` into
 a lookup from tag to :class:`Rule` (what to do and which row or option said so). Combined
-actions (X/Z/D...) stay ``TYPED`` here and are resolved per IOD or enclosing sequence on first
-use (:mod:`ingest.deid.conformance`), then cached.
+actions (X/Z/D...), and a plain X on an attribute some IOD requires, stay ``TYPED`` here and are
+resolved per IOD or enclosing sequence on first use (:mod:`ingest.deid.conformance`), then
+cached.
 
 Decisions the table leaves to the implementer:
 
@@ -35,7 +36,7 @@ from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-from .conformance import AttributeTypes, load_attribute_types, resolve
+from .conformance import PLAIN_REMOVAL, AttributeTypes, load_attribute_types, resolve
 from .profile import Option, Profile
 from .safe_private import SafePrivateList, default_safe_private
 from .table import COMBINED_ACTIONS, PatternKind, TableError, TableRow, load_table
@@ -167,11 +168,22 @@ class CompiledProfile:
         key = (tag, iod if parent is None else None, parent)
         resolved = self._typed.get(key)
         if resolved is None:
+            resolved = self._typed[key] = self._resolve(rule, tag, iod, parent)
+        return resolved
+
+    def _resolve(self, rule: Rule, tag: int, iod: str | None, parent: str | None) -> Rule:
+        if rule.combined != PLAIN_REMOVAL:
             attribute_type, where = self.types.type_of(tag, iod, parent)
             action = resolve(rule.combined, attribute_type)
-            resolved = Rule(_SINGLE_OP[action], action, f"{rule.source} -> {action} (Type {attribute_type} {where})")
-            self._typed[key] = resolved
-        return resolved
+            return Rule(_SINGLE_OP[action], action, f"{rule.source} -> {action} (Type {attribute_type} {where})")
+        known = self.types.known_type(tag, iod, parent)
+        if known is None:
+            return Rule(Op.REMOVE, "X", rule.source)
+        attribute_type, where = known
+        action = resolve(PLAIN_REMOVAL, attribute_type)
+        if action == "X":
+            return Rule(Op.REMOVE, "X", f"{rule.source} (Type {attribute_type} {where})")
+        return Rule(_SINGLE_OP[action], action, f"{rule.source} -> {action}: Type {attribute_type} {where}, kept for IOD conformance")
 
     def unlisted(self, vr: str, mode: Mode) -> Rule:
         """The rule for an attribute Table E.1-1 does not list."""
@@ -210,6 +222,7 @@ def compile_profile(profile: Profile) -> CompiledProfile:
         If a row has an action the engine does not apply.
     """
     options = profile.options
+    types = load_attribute_types()
     exact: dict[int, Rule] = {}
     curve = overlay_data = private = None
     overlay: dict[int | None, Rule] = {}
@@ -217,6 +230,8 @@ def compile_profile(profile: Profile) -> CompiledProfile:
         rule = rule_for_row(row, options)
         kind = row.pattern.kind
         if kind is PatternKind.TAG and row.pattern.tag is not None:
+            if rule.op is Op.REMOVE and rule.action == "X" and row.pattern.tag in types.strongest:
+                rule = Rule(Op.TYPED, "X", rule.source, combined=PLAIN_REMOVAL)  # some IOD requires it
             exact[row.pattern.tag] = rule
         elif kind is PatternKind.CURVE:
             curve = rule
@@ -235,4 +250,4 @@ def compile_profile(profile: Profile) -> CompiledProfile:
     safe_private = None
     if Option.RETAIN_SAFE_PRIVATE in options:
         safe_private = default_safe_private().extended(profile.safe_private_additions)
-    return CompiledProfile(profile, exact, curve, overlay, private, safe_private, load_attribute_types())
+    return CompiledProfile(profile, exact, curve, overlay, private, safe_private, types)

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 
 import pydicom.data
@@ -41,6 +42,7 @@ NESTING_SEQUENCE = "SharedFunctionalGroupsSequence"  # not in Table E.1-1: kept 
 ENHANCED_CT = "1.2.840.10008.5.1.4.1.1.2.1"
 COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
 MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+CAT = Path(str(files("deid_data") / "data" / "animals" / "cat.dcm"))
 
 
 def _visit(patient_id: str, study_date: str, acquisition: str) -> Dataset:
@@ -631,6 +633,62 @@ def test_combined_actions_follow_the_iod_type() -> None:
     assert enhanced.DeviceSerialNumber == DUMMY_TEXT  # Type 1 in Enhanced CT Image
     ds.SOPClassUID = "1.2.826.0.1.3680043.99.1"  # unknown: strongest Type anywhere
     assert deidentify(ds, BASIC, KEY).dataset.DeviceSerialNumber == DUMMY_TEXT
+
+
+def test_a_removed_attribute_the_iod_requires_is_emptied_or_given_a_dummy_instead() -> None:
+    """Table E.1-1 says X, but PS3.3 requires it: Type 2/2C emptied, Type 1/1C a dummy (E.1.1 item 1)."""
+    cat = dcmread(CAT)
+    cat.ResponsiblePerson = "Owner^Jane"  # Type 2C in the Patient Module: required for an animal
+    source = Dataset()
+    source.SeriesDescription = "Jane's cat, left foreleg"  # Type 1 in Source Series Information Sequence
+    source.SeriesInstanceUID = generate_uid()
+    cat.SourceSeriesInformationSequence = [source]
+    cat.SeriesDescription = "Jane's cat"  # Type 3 at the top level: removed as the table says
+    item = Dataset()
+    item.SeriesDescription = "Jane's cat"  # a sequence PS3.3 does not put it in: removed
+    cat.SharedFunctionalGroupsSequence = [item]
+    result = deidentify(cat, BASIC, KEY)
+    out = result.dataset
+    assert out.ResponsiblePerson == ""
+    assert out.SourceSeriesInformationSequence[0].SeriesDescription == DUMMY_TEXT
+    assert "SeriesDescription" not in out and "SeriesDescription" not in out.SharedFunctionalGroupsSequence[0]
+    rules = {c.path: c.rule for c in result.changes}
+    assert rules["ResponsiblePerson"] == (
+        "E.1-1 (0010,2297) Responsible Person: basic X -> Z: Type 2C in digital-x-ray-image, kept for IOD conformance"
+    )
+    assert rules["SourceSeriesInformationSequence[0].SeriesDescription"].endswith(
+        "basic X -> D: Type 1 in SourceSeriesInformationSequence, kept for IOD conformance"
+    )
+    assert rules["SeriesDescription"] == "E.1-1 (0008,103E) Series Description: basic X (Type 3 in digital-x-ray-image)"
+    assert rules["SharedFunctionalGroupsSequence[0].SeriesDescription"] == "E.1-1 (0008,103E) Series Description: basic X"
+
+
+def test_a_presentation_state_keeps_a_dummy_creation_date() -> None:
+    gsps = _visit("P1", "20200101", "20200101")
+    del gsps.PixelData
+    gsps.SOPClassUID = "1.2.840.10008.5.1.4.1.1.11.1"  # Grayscale Softcopy Presentation State
+    gsps.PresentationCreationDate, gsps.PresentationCreationTime = "20200102", "101010"  # Type 1 there
+    out = deidentify(gsps, BASIC, KEY).dataset
+    assert (out.PresentationCreationDate, out.PresentationCreationTime) == ("19000101", "000000")
+    ct = deidentify(_visit("P1", "20200101", "20200101"), BASIC, KEY).dataset
+    assert "PresentationCreationDate" not in ct
+
+
+def test_a_required_timezone_offset_gets_a_dummy_in_its_own_format() -> None:
+    echo = _report("Normal left ventricle.")
+    echo.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.72"  # Simplified Adult Echo SR: Type 1 there
+    echo.TimezoneOffsetFromUTC = "+0100"
+    assert deidentify(echo, BASIC, KEY).dataset.TimezoneOffsetFromUTC == "+0000"  # &ZZXX, not "DEIDENTIFIED"
+    ct = _visit("P1", "20200101", "20200101")
+    ct.TimezoneOffsetFromUTC = "+0100"
+    assert "TimezoneOffsetFromUTC" not in deidentify(ct, BASIC, KEY).dataset
+
+
+def test_a_type_1_text_cleaned_to_nothing_gets_a_dummy_not_an_empty_value() -> None:
+    rtstruct = dcmread(get_testdata_file("rtstruct.dcm"), force=True)
+    assert rtstruct.StructureSetLabel == rtstruct.StudyID  # the label is an identifier here
+    out = deidentify(rtstruct, Profile.of(Option.CLEAN_DESCRIPTORS), KEY).dataset
+    assert out.StructureSetLabel == DUMMY_TEXT
 
 
 # --- Descriptors and structured content ------------------------------------------------------

@@ -129,6 +129,26 @@ def test_every_combined_row_has_attribute_types() -> None:
         assert row.pattern.tag in types.strongest, row.tag
 
 
+def test_every_removed_attribute_some_iod_requires_has_attribute_types() -> None:
+    """A plain X must not break an IOD that requires the attribute (Type 1, 1C, 2, 2C)."""
+    types = load_attribute_types()
+    required = [row for row in load_table() if row.basic == "X" and row.pattern.tag in types.strongest]
+    assert len(required) == 24
+    assert all(types.strongest[row.pattern.tag] != "3" for row in required)
+    responsible = tag_for_keyword("ResponsiblePerson")
+    assert types.known_type(responsible, "digital-x-ray-image", None) == ("2C", "in digital-x-ray-image")
+    assert types.known_type(responsible, None, None) is None  # unknown IOD: the table's X stands
+    compiled = compile_profile(Profile())
+    assert all(compiled.exact[row.pattern.tag].op is Op.TYPED for row in required)
+    assert [resolve("X", t) for t in ("1", "1C", "2", "2C", "3")] == ["D", "D", "Z", "Z", "X"]
+
+
+def test_shipped_attribute_types_are_what_the_generator_builds() -> None:
+    from ingest.deid._generate_types import build
+
+    assert json.loads((PACKAGE_DATA / "attribute_types.json").read_text()) == build()
+
+
 @pytest.mark.parametrize("action", sorted(COMBINED_ACTIONS))
 def test_combined_actions_resolve_by_type(action: str) -> None:
     letters = action.rstrip("*").split("/")

@@ -19,6 +19,34 @@ def test_a_deidentified_object_passes():
     assert reasons_to_quarantine(clean_ct()) == []
 
 
+def test_required_attributes_the_engine_kept_empty_or_dummy_pass():
+    """Table E.1-1 says X, the IOD requires them: the engine empties them or writes a dummy."""
+    from importlib.resources import files
+
+    cat = dcmread(str(files("deid_data") / "data" / "animals" / "cat.dcm"))
+    cat.ResponsiblePerson = "Owner^Jane"  # Type 2C for an animal
+    source = Dataset()
+    source.SeriesDescription = "Jane's cat"  # Type 1 in Source Series Information Sequence
+    cat.SourceSeriesInformationSequence = [source]
+    out = deidentify(cat, Profile(), ProjectKey(b"check-secret-0123456789abcdef")).dataset
+    assert out.ResponsiblePerson == "" and out.SourceSeriesInformationSequence[0].SeriesDescription == "DEIDENTIFIED"
+    assert reasons_to_quarantine(out) == []
+    out.SourceSeriesInformationSequence[0].SeriesDescription = "Jane's cat"
+    assert reasons_to_quarantine(out) == [(
+        "SeriesDescription (0008,103E) in SourceSeriesInformationSequence[0] has a value; the declared profile removes "
+        "it (X) unless Clean Descriptors (113105) is declared"
+    )]
+
+
+def test_a_timezone_offset_dummy_in_its_own_format_passes():
+    ct = dcmread(dicom_data.test_file("CT_small.dcm"))
+    ct.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.72"  # Simplified Adult Echo SR: Type 1 there
+    ct.TimezoneOffsetFromUTC = "+0100"
+    out = deidentify(ct, Profile(), ProjectKey(b"check-secret-0123456789abcdef")).dataset
+    assert out.TimezoneOffsetFromUTC == "+0000"
+    assert not [r for r in reasons_to_quarantine(out) if "TimezoneOffsetFromUTC" in r]
+
+
 def test_identifiers_inside_nested_sequences_are_found():
     ds = clean_ct()
     item, inner = Dataset(), Dataset()
