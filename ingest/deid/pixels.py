@@ -73,6 +73,9 @@ KEEP_CONFIDENCE = 80
 IDENTIFIER_CONFIDENCE = 20
 """Words read this surely are compared with the header's identifiers: a name read badly is
 still a name."""
+MARGIN = 0.12
+"""Without a known scan area, the outer 12% of the rows and columns are where devices put their
+annotation bands (title bars, settings columns, footers); text on a plain ground there is blanked."""
 UNREAD_LINE_GLYPHS = 4
 """A row of this many uniform glyphs on a plain band is blanked even when nothing in it was read;
 shorter unread rows there are icons and markers."""
@@ -419,23 +422,39 @@ class _Decision:
     why: str
 
 
-def _decide(line: TextLine, identifiers: Mapping[str, str], patterns: Sequence[re.Pattern[str]], blank_all: bool) -> _Decision:
-    """Blank what identifies and what is annotation on a flat band; keep labels read over the image."""
+def _decide(
+    line: TextLine, identifiers: Mapping[str, str], patterns: Sequence[re.Pattern[str]], blank_all: bool, place: str,
+) -> _Decision:
+    """Blank what identifies, and annotation on a plain band in the margins or outside the scan
+    area; keep labels and measurements read inside the image. ``place`` is ``"scan area"``
+    (inside a known scan area), ``"margin"`` (the outer band of an image whose scan area is not
+    known) or ``"image"``."""
     loose = [w.text for w in line.read_with(IDENTIFIER_CONFIDENCE)]
     why = identifying(loose, identifiers)
     if why:
         return _Decision(line, "blank", why)
     read = line.read_with(READ_CONFIDENCE)
+    readable = len(_alnum(w.text for w in read)) >= 2
     sure = [w.text for w in line.read_with(KEEP_CONFIDENCE)]
-    if blank_all and (read or (line.flat and line.uniform)):
+    plain = line.flat and (len(_alnum(loose)) >= 2 or (line.uniform and line.glyphs >= UNREAD_LINE_GLYPHS))
+    if blank_all and (readable or plain):
         return _Decision(line, "blank", "all burned-in text is blanked (profile)")
-    if line.flat and (len("".join(_alnum(loose))) >= 2 or (line.uniform and line.glyphs >= UNREAD_LINE_GLYPHS)):
+    if plain and place == "margin":
         if sure and len(sure) == len(read) and keepable(sure, patterns):
             return _Decision(line, "keep", "a label or measurement that identifies nobody")
         return _Decision(line, "blank", "annotation on a plain band")
-    if len(_alnum(w.text for w in read)) >= 2:
-        return _Decision(line, "keep", "text read over the image that identifies nobody")
+    if readable:
+        where = "inside the scan area" if place == "scan area" else "over the image"
+        return _Decision(line, "keep", f"text read {where} that identifies nobody")
     return _Decision(line, "ignore", "")
+
+
+def _place(line: TextLine, area: ScanArea | None, rows: int, columns: int) -> str:
+    if area is not None:
+        return "scan area" if area.contains(line.x, line.y, line.width, line.height) else "margin"
+    cx, cy = line.x + line.width / 2, line.y + line.height / 2
+    inner = MARGIN * rows <= cy <= (1 - MARGIN) * rows and MARGIN * columns <= cx <= (1 - MARGIN) * columns
+    return "image" if inner else "margin"
 
 
 def _alnum(words: Iterable[str]) -> list[str]:
@@ -542,7 +561,7 @@ def find_text_regions(
             ]
             seen[label] += candidates
             new += _read(ds, blanked, candidates)
-        fresh = [_decide(line, identifiers, patterns, blank_all_text) for line in new]
+        fresh = [_decide(line, identifiers, patterns, blank_all_text, _place(line, area, rows, columns)) for line in new]
         decisions += fresh
         blanks = [d for d in fresh if d.action == "blank"]
         if rounds and blanks:

@@ -130,7 +130,7 @@ def _glyphs(binary: np.ndarray, min_height: int, max_height: int) -> list[Glyph]
     return found
 
 
-def _group(glyphs: list[Glyph]) -> list[list[Glyph]]:
+def _group(glyphs: list[Glyph], single: bool = False) -> list[list[Glyph]]:
     """Glyphs sharing a line: overlapping by half the lower one's height, at most twice as tall
     as each other, and no further apart than 1.2 times the taller one's height."""
     glyphs = sorted(glyphs, key=lambda g: g.x)
@@ -153,8 +153,8 @@ def _group(glyphs: list[Glyph]) -> list[list[Glyph]]:
     groups: dict[int, list[Glyph]] = {}
     for i, glyph in enumerate(glyphs):
         groups.setdefault(root(i), []).append(glyph)
-    # a single wide component is letters that touch (bold or large fonts)
-    return [m for m in groups.values() if len(m) >= 2 or m[0].width >= 1.5 * m[0].height]
+    # at the large scale, a single wide component is letters that touch (bold, large fonts)
+    return [m for m in groups.values() if len(m) >= 2 or (single and m[0].width >= 1.5 * m[0].height)]
 
 
 def _flat(gray: np.ndarray, x0: int, y0: int, x1: int, y1: int, pad: int) -> bool:
@@ -190,7 +190,7 @@ def find_lines(gray: np.ndarray) -> list[TextLine]:
         passes.insert(0, ("saturated", saturated, MIN_GLYPH_HEIGHT, max_height))
     lines: list[TextLine] = []
     for polarity, binary, low, high in passes:
-        for members in _group(_glyphs(binary, low, high)):
+        for members in _group(_glyphs(binary, low, high), single=low > MIN_GLYPH_HEIGHT):
             x0, y0 = min(g.x for g in members), min(g.y for g in members)
             x1, y1 = max(g.x1 for g in members), max(g.y1 for g in members)
             heights = np.array([g.height for g in members], dtype=float)
