@@ -224,3 +224,24 @@ def test_reindex_names_an_unreachable_search_backend_without_a_traceback(tmp_pat
 
     done = run("reindex", data=tmp_path, env={"CASEBANK_SEARCH_URL": f"http://127.0.0.1:{free_port()}"})
     assert done.returncode != 0 and "OpenSearch" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("flag", "released"), [([], False), (["--auto-release-template-cleaning"], True)])
+def test_edge_run_passes_the_template_release_choice_to_the_edge(flag, released, tmp_path, monkeypatch):
+    """In process: the parsed flag must reach EdgeConfig, or the README's promise is empty."""
+    import ingest.edge.service
+    from api.cli import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def edge(config):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(ingest.edge.service, "Edge", edge)
+    with pytest.raises(Stop):
+        main(["edge", "run", "--data", str(tmp_path), "--archive", "CASEBANK@127.0.0.1:11112", *flag])
+    assert [c.auto_release_template_cleaning for c in seen] == [released]

@@ -203,9 +203,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_deid(args: argparse.Namespace) -> int:
-    """De-identify a file or folder with the edge's engine; non-zero exit if any file failed."""
+    """De-identify a file or folder with the edge's engine; exit status 1 if any file was refused or held."""
     from ingest.deid import Profile, ProfileError
-    from ingest.deid.batch import deidentify_files, project_key
+    from ingest.deid.batch import REPORT_NAME, Outcome, deidentify_files, project_key, write_report
 
     try:
         profile = Profile.load(args.profile) if args.profile else Profile.of(*args.option)
@@ -216,14 +216,24 @@ def cmd_deid(args: argparse.Namespace) -> int:
     def progress(done: int, total: int, _path: Path) -> None:
         progress_bar(done, total, "files")
 
+    output = Path(args.output)
     try:
-        report = deidentify_files(Path(args.input), Path(args.output), profile, key, progress)
+        report = deidentify_files(Path(args.input), output, profile, key, progress)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
-    for path, reason in report.failed:
-        print(f"casebank deid: {path}: {reason}", file=sys.stderr)
-    print(f"de-identified {len(report.written)} file(s) into {args.output} with profile "
-          f"{profile.name} {sorted(o.name for o in profile.options)}; {len(report.failed)} failed")
+    report_path = Path(args.report) if args.report else output / REPORT_NAME
+    options = sorted(o.name for o in profile.options)
+    try:
+        write_report(report, report_path, input=args.input, output=args.output, profile=profile.name, options=options)
+    except OSError as exc:
+        raise CliError(f"cannot write the report {report_path}: {exc}") from exc
+    for entry in report.failed:
+        held = "held for a person: " if entry.outcome is Outcome.HELD else ""
+        print(f"casebank deid: {entry.input}: {held}{' '.join(entry.reason.split())}", file=sys.stderr)
+    counts = report.counts()
+    print(f"de-identified {counts['written']} file(s) into {args.output} with profile {profile.name} {options}; "
+          f"{counts['refused']} refused, {counts['held']} held, {counts['skipped-duplicate']} skipped as duplicates; "
+          f"report: {report_path}")
     return 1 if report.failed else 0
 
 
@@ -245,7 +255,7 @@ def cmd_edge(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     edge = Edge(EdgeConfig(
         data=_settings(args).data, archive=destination, ae_title=args.edge_ae, port=args.edge_port, profile=profile,
-        pacs=pacs,
+        pacs=pacs, auto_release_template_cleaning=args.auto_release_template_cleaning,
     ))
     edge.start()
     host, port = _settings(args).http_host_port()
@@ -393,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--edge-ae", default="CASEBANK-EDGE", help="AE title of the edge (default CASEBANK-EDGE)")
     run.add_argument("--profile", metavar="FILE", help="de-identification profile (.toml/.json); default profile otherwise")
     run.add_argument("--pacs", metavar="AE@HOST:PORT", help="the local PACS the page searches (C-FIND) and fetches from (C-GET)")
+    run.add_argument("--auto-release-template-cleaning", action="store_true",
+                     help="let a selection sent from the PACS leave unseen when only device templates or the "
+                          "ultrasound scan area changed its pixels (default: every pixel change waits for a person)")
     edge_user = add_edge("user-add", cmd_edge_user_add,
                          "add a person who may export (password on stdin; generated and printed if none)")
     edge_user.add_argument("name", help="user name (lower case)")
@@ -423,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     deid.add_argument("--profile", metavar="FILE", help="a profile file (.toml/.json) instead of --option")
     deid.add_argument("--project", metavar="P", help="research project whose key maps UIDs and pseudonyms "
                       "consistently (default: a one-off key; irreversible)")
+    deid.add_argument("--report", metavar="FILE", help="where the JSON report goes (default OUT/deid-report.json); "
+                      "it names the input files and the burned-in text blanked, so keep it apart from what is shared")
+    deid.epilog = ("Every input is written, held (burned-in text a person must look at), refused (with the reason) "
+                   "or skipped as a duplicate; nothing in OUT is overwritten. Exit status: 0 if every file was "
+                   "written or a duplicate, 1 if any was refused or held, 2 on a usage error.")
 
     user = commands.add_parser("user", help="manage users", description="manage users")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
