@@ -20,7 +20,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pydicom.datadict import dictionary_description, tag_for_keyword
@@ -173,7 +173,7 @@ def deidentify_files(
                 warnings.simplefilter("always")
                 entry = _one(path, outputs, profile, key)
             notes = dict.fromkeys([*entry.notes, *(str(w.message) for w in caught), *log])  # once each, in order
-            report.files.append(FileReport(entry.input, entry.outcome, entry.reason, entry.output, entry.pixels, tuple(notes)))
+            report.files.append(replace(entry, notes=tuple(notes)))
             if progress is not None:
                 progress(number, len(files), path)
     return report

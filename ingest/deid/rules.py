@@ -177,13 +177,13 @@ class CompiledProfile:
             action = resolve(rule.combined, attribute_type)
             return Rule(_SINGLE_OP[action], action, f"{rule.source} -> {action} (Type {attribute_type} {where})")
         known = self.types.known_type(tag, iod, parent)
-        if known is None:
+        if known is None:  # the exception needs a known requirement: the table's X stands
             return Rule(Op.REMOVE, "X", rule.source)
         attribute_type, where = known
         action = resolve(PLAIN_REMOVAL, attribute_type)
-        if action == "X":
-            return Rule(Op.REMOVE, "X", f"{rule.source} (Type {attribute_type} {where})")
-        return Rule(_SINGLE_OP[action], action, f"{rule.source} -> {action}: Type {attribute_type} {where}, kept for IOD conformance")
+        why = f" (Type {attribute_type} {where})" if action == "X" else (
+            f" -> {action}: Type {attribute_type} {where}, kept for IOD conformance")
+        return Rule(_SINGLE_OP[action], action, rule.source + why)
 
     def unlisted(self, vr: str, mode: Mode) -> Rule:
         """The rule for an attribute Table E.1-1 does not list."""
