@@ -197,7 +197,7 @@ def create_edge_app(edge: Edge) -> FastAPI:
                findings: Annotated[str, Form()] = "", differential: Annotated[str, Form()] = "",
                diagnosis: Annotated[str, Form()] = "", discussion: Annotated[str, Form()] = "",
                keywords: Annotated[str, Form()] = "", destination: Annotated[str, Form()] = "personal",
-               folder: Annotated[str, Form()] = "", project: Annotated[str, Form()] = "",
+               folder: Annotated[str, Form()] = "", project: Annotated[str, Form()] = "", time_point: Annotated[str, Form()] = "",
                delay_reason: Annotated[str, Form()] = "",
                series: Annotated[list[str], Form()] = [],  # noqa: B006 (FastAPI reads it, never mutates it)
                image: Annotated[list[str], Form()] = []) -> Response:  # noqa: B006
@@ -207,7 +207,7 @@ def create_edge_app(edge: Edge) -> FastAPI:
         form = ExportForm(
             title=title, history=history, findings=findings, differential=differential, diagnosis=diagnosis,
             discussion=discussion, keywords=tuple(keywords.replace(";", ",").split(",")),
-            destination=destination, folder=folder, project=project, delay_reason=delay_reason,
+            destination=destination, folder=folder, project=project, time_point=time_point, delay_reason=delay_reason,
         )
         picks: dict[str, list[str]] = {uid: [] for uid in series}
         for pick in image:  # "SERIES_UID/SOP_UID"

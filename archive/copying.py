@@ -20,7 +20,8 @@ from .cases import get_case
 from .catalogue import fields_of
 from .db import mark_case_changed
 from .folders import folder_path, get_folder, require
-from .models import Attachment, Case, CodedEntry, Instance, Series, Study, User
+from .errors import NotPermitted
+from .models import Attachment, Case, CodedEntry, FolderKind, Instance, Series, Study, User
 from .quota import check_limit, refuse_if_hard_limit_exceeded
 
 
@@ -47,6 +48,8 @@ def copy_case(session: Session, blobs: BlobStore, user: User, case_id: int, targ
     require(session, user, source.folder, "edit")
     target = get_folder(session, user, target_folder_id)
     require(session, user, target, "edit")
+    if source.folder.project_id != target.project_id or FolderKind.HOLD in (source.folder.kind, target.kind):
+        raise NotPermitted("research cases stay in their project: they cannot be copied into or out of it")
     instances = [(st, se, i) for st in source.studies for se in st.series for i in se.instances]
     refuse_if_hard_limit_exceeded(session, target, sum(i.size_bytes for _, _, i in instances))
 

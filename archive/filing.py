@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, quota, submissions
+from . import audit, quota, submissions, trials
 from .blobs import StoredBlob
 from .db import mark_case_changed
 from .folders import personal_folder, unclaimed_inbox
@@ -96,6 +96,7 @@ class ReceivedInstance:
     kind: ObjectKind = ObjectKind.IMAGE
     manifest: ManifestFacts | None = None
     teaching: TeachingContent | None = None
+    trial: dict[str, str] = field(default_factory=dict)  # Clinical Trial attributes (archive.trials.TRIAL_ATTRIBUTES)
 
 
 @dataclass(frozen=True)
@@ -106,10 +107,16 @@ class FilingResult:
     conflict: bool = False  # the same SOP Instance UID arrived with different content
 
 
-def provisional_folder(session: Session, sender: Sender, identity: SenderIdentity | None = None) -> Folder:
-    """Where a new study waits for its manifest: the called AE's folder if the sender may send
-    there, else the sender's personal folder, else the admin-only inbox."""
+def provisional_folder(
+    session: Session, sender: Sender, identity: SenderIdentity | None = None, trial: dict[str, str] | None = None,
+) -> Folder:
+    """Where a new study waits for its manifest: a research object in a hold (never a teaching
+    folder); else the called AE's folder if the sender may send there, else the sender's personal
+    folder, else the admin-only inbox."""
     identity = identity or identify(session, sender)
+    research = trials.provisional_folder(session, trial or {}, sender.calling_ae if identity.ae_verified else "")
+    if research is not None:
+        return research
     binding = session.get(AeBinding, sender.called_ae.strip()) if sender.called_ae else None
     if binding is not None and binding.folder_id is not None:
         folder = session.get_one(Folder, binding.folder_id)
@@ -131,6 +138,8 @@ def file_instance(
     study = _joinable_study(session, received, identity, sender)
     if study is None:
         study = _new_case_with_study(session, received, sender, identity)
+    elif received.trial and not study.trial:
+        study.trial = dict(received.trial)
     series = session.scalar(select(Series).where(
         Series.study_id == study.id, Series.series_instance_uid == received.series_instance_uid
     ))
@@ -228,7 +237,7 @@ def _again(session: Session, existing: Instance, received: ReceivedInstance, sen
 def _new_case_with_study(
     session: Session, received: ReceivedInstance, sender: Sender, identity: SenderIdentity
 ) -> Study:
-    folder = provisional_folder(session, sender, identity)
+    folder = provisional_folder(session, sender, identity, received.trial)
     title = received.study_description or f"{received.modality or 'DICOM'} study {received.study_date}".strip()
     case = Case(folder_id=folder.id, title=title, status=CaseStatus.PENDING)
     study = Study(
@@ -241,6 +250,7 @@ def _new_case_with_study(
         patient_age=received.patient_age,
         patient_sex=received.patient_sex,
         patient_weight_kg=received.patient_weight_kg,
+        trial=dict(received.trial),
     )
     session.add_all([case, study])
     session.flush()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from . import audit
 from .errors import InvalidInput, NotFound, NotPermitted
-from .models import Folder, FolderGrant, FolderKind, SenderKind, SenderRestriction, User
+from .models import Folder, FolderGrant, FolderKind, ProjectMember, ProjectRole, SenderKind, SenderRestriction, User
 
 UNCLAIMED_INBOX = "Unclaimed"
 
@@ -27,6 +27,16 @@ class Rights:
 ALL_RIGHTS = Rights(view=True, edit=True, send=True)
 NO_RIGHTS = Rights()
 
+PROJECT_RIGHTS = {
+    ProjectRole.PRINCIPAL_INVESTIGATOR: ALL_RIGHTS,
+    ProjectRole.COORDINATOR: ALL_RIGHTS,
+    ProjectRole.RESEARCHER: Rights(view=True),
+    ProjectRole.VIEWER: Rights(view=True),
+    ProjectRole.SITE_UPLOADER: Rights(send=True),
+}
+"""What each project role may do in the project's collection. Its hold is for PI and coordinators."""
+HOLD_ROLES = frozenset({ProjectRole.PRINCIPAL_INVESTIGATOR, ProjectRole.COORDINATOR})
+
 
 class _FolderTree:
     """One query's snapshot of folders and of one user's grants, for rights over the whole tree."""
@@ -38,8 +48,14 @@ class _FolderTree:
             g.folder_id: Rights(g.can_view or g.can_edit, g.can_edit, g.can_send)
             for g in session.scalars(select(FolderGrant).where(FolderGrant.user_id == user.id))
         }
+        self.roles = dict(session.execute(
+            select(ProjectMember.project_id, ProjectMember.role).where(ProjectMember.user_id == user.id)
+        ).all())
 
     def rights(self, folder_id: int) -> Rights:
+        folder = self.folders.get(folder_id)
+        if folder is not None and (folder.project_id is not None or folder.kind is FolderKind.HOLD):
+            return self._project_rights(folder)
         if self.user.is_admin:
             return ALL_RIGHTS
         rights, current = NO_RIGHTS, self.folders.get(folder_id)
@@ -51,6 +67,17 @@ class _FolderTree:
             rights |= self.grants.get(current.id, NO_RIGHTS)
             current = self.folders.get(current.parent_id) if current.parent_id else None
         return rights
+
+    def _project_rights(self, folder: Folder) -> Rights:
+        """Research folders answer to project membership only: not to grants, ownership or admin."""
+        if folder.project_id is None:  # the research hold of objects no project claims
+            return ALL_RIGHTS if self.user.is_admin else NO_RIGHTS
+        role = self.roles.get(folder.project_id)
+        if role is None:
+            return NO_RIGHTS
+        if folder.kind is FolderKind.HOLD:
+            return ALL_RIGHTS if role in HOLD_ROLES else NO_RIGHTS
+        return PROJECT_RIGHTS[role]
 
 
 def rights_on(session: Session, user: User, folder: Folder) -> Rights:
@@ -149,6 +176,7 @@ def create_folder(
         owner_id=actor.id,
         parent_id=parent.id if parent else None,
         storage_limit_bytes=storage_limit_bytes,
+        project_id=parent.project_id if parent else None,  # a project's sub-folder answers to its members
     )
     session.add(folder)
     session.flush()

@@ -38,6 +38,7 @@ class FolderKind(str, enum.Enum):
     PUBLIC = "public"
     PROJECT = "project"
     INBOX = "inbox"  # admin-only landing place for objects whose owner is not known yet
+    HOLD = "hold"  # research objects held for a project's coordinators (or, with no project, for admins)
 
 
 class User(Base):
@@ -102,6 +103,8 @@ class Folder(Base):
     storage_limit_bytes: Mapped[int | None] = mapped_column(BigInteger)
     limit_is_hard: Mapped[bool] = mapped_column(Boolean, default=False)
     limit_notice_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the research project this folder belongs to: its rights come from the project's members only
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     owner: Mapped[User | None] = relationship()
@@ -245,6 +248,8 @@ class Study(Base):
     patient_age: Mapped[str] = mapped_column(String(4), default="")
     patient_sex: Mapped[str] = mapped_column(String(16), default="")
     patient_weight_kg: Mapped[float | None] = mapped_column(Float)
+    # Clinical Trial Subject and Study modules as the export manager wrote them (pseudonyms only)
+    trial: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     case: Mapped[Case] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(
@@ -455,3 +460,151 @@ class CatalogueField(Base):
     type: Mapped[FieldType] = mapped_column(Enum(FieldType, native_enum=False, length=16))
     choices: Mapped[list[str]] = mapped_column(default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProjectRole(str, enum.Enum):
+    PRINCIPAL_INVESTIGATOR = "pi"  # adds members, sites and time points; sees and edits everything
+    COORDINATOR = "coordinator"  # tracks and QCs submissions, sees held ones
+    RESEARCHER = "researcher"  # searches, builds cohorts, exports
+    SITE_UPLOADER = "site_uploader"  # sends for one site; sees nothing
+    VIEWER = "viewer"
+
+
+class Project(Base):
+    """A research collection or clinical trial: its cases live in its own folders, seen by its
+    members only. The archive holds pseudonyms only; the re-identification key stays at the edge."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # the edge's project name ("project: NAME")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    protocol_id: Mapped[str] = mapped_column(String(64), unique=True)  # Clinical Trial Protocol ID (0012,0020)
+    protocol_name: Mapped[str] = mapped_column(String(200), default="")
+    sponsor: Mapped[str] = mapped_column(String(200), default="")
+    coordinating_center: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    dates_shifted: Mapped[bool] = mapped_column(Boolean, default=True)  # sites send with Modified Dates
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id", name="uq_project_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[ProjectRole] = mapped_column(Enum(ProjectRole, native_enum=False, length=24))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("trial_sites.id", ondelete="SET NULL"))  # a site uploader's site
+
+    user: Mapped[User] = relationship()
+
+
+class TrialSite(Base):
+    """A site enrolled in a project, and the export managers (calling AE titles) that send for it."""
+
+    __tablename__ = "trial_sites"
+    __table_args__ = (UniqueConstraint("project_id", "site_id", name="uq_trial_site"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[str] = mapped_column(String(64))  # Clinical Trial Site ID (0012,0030)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    contact_email: Mapped[str] = mapped_column(String(320), default="")
+    ae_titles: Mapped[list[str]] = mapped_column(default=list)
+
+
+class TimePoint(Base):
+    """A time point of the protocol and the series each submission for it must hold."""
+
+    __tablename__ = "time_points"
+    __table_args__ = (UniqueConstraint("project_id", "code", name="uq_time_point"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(64))  # Clinical Trial Time Point ID (0012,0050)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    day: Mapped[int | None] = mapped_column(Integer)  # nominal days after the first time point
+    window_days: Mapped[int | None] = mapped_column(Integer)  # tolerance around `day`
+    expected_series: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{modality, description}]
+
+
+class TrialSubject(Base):
+    __tablename__ = "trial_subjects"
+    __table_args__ = (UniqueConstraint("project_id", "subject_id", name="uq_trial_subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[str] = mapped_column(String(64))  # Clinical Trial Subject ID: the edge's pseudonym
+    site_id: Mapped[int] = mapped_column(ForeignKey("trial_sites.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    site: Mapped[TrialSite] = relationship()
+
+
+class QcState(str, enum.Enum):
+    RECEIVED = "received"
+    PASSED = "passed"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+class TrialSubmission(Base):
+    """What one site sent for one subject and time point, and its quality control."""
+
+    __tablename__ = "trial_submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    subject_id: Mapped[int] = mapped_column(ForeignKey("trial_subjects.id", ondelete="CASCADE"), index=True)
+    time_point_id: Mapped[int | None] = mapped_column(ForeignKey("time_points.id", ondelete="SET NULL"))
+    time_point_code: Mapped[str] = mapped_column(String(64), default="")  # as sent, even when unknown
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id", ondelete="SET NULL"))
+    state: Mapped[QcState] = mapped_column(Enum(QcState, native_enum=False, length=16), default=QcState.RECEIVED)
+    reasons: Mapped[list[str]] = mapped_column(default=list)
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[str] = mapped_column(String(100), default="")  # "automatic QC" or a user name
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("trial_submissions.id", ondelete="SET NULL"))
+
+    subject: Mapped[TrialSubject] = relationship()
+    time_point: Mapped[TimePoint | None] = relationship()
+
+
+class Cohort(Base):
+    """A saved search that grows as cases arrive; frozen into versions that never change."""
+
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text, default="")
+    filters: Mapped[list[str]] = mapped_column(default=list)  # "FIELD:VALUE", as the search takes them
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship()
+
+
+class CohortVersion(Base):
+    """A frozen cohort: exactly which cases and instances, by whom and when. Append-only."""
+
+    __tablename__ = "cohort_versions"
+    __table_args__ = (UniqueConstraint("cohort_id", "number", name="uq_cohort_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    frozen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    frozen_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    query: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the search as it was when frozen
+    # [{"case_id", "title", "studies": [{"study_instance_uid", "instances": [[sop_uid, sha256, size]]}]}]
+    entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    frozen_by: Mapped[User] = relationship()

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import audit, quota
+from . import audit, quota, trials
 from .db import mark_case_changed
 from .folders import folder_by_path, folder_path, personal_folder, unclaimed_inbox
 from .models import (
@@ -124,7 +124,11 @@ def assemble(session: Session, submission: Submission, now: datetime) -> Case:
         if notice:
             notices.append(notice)
 
-    route = choose_route(session, submission, case, author)
+    if trials.is_research(submission, case):  # never into a teaching folder: the project, or a hold
+        research = trials.route(session, submission, case, now)
+        route = Route(research.folder, research.notice)
+    else:
+        route = choose_route(session, submission, case, author)
     case.folder_id = route.folder.id
     case.folder = route.folder
     case.status = CaseStatus.INCOMPLETE if missing else (

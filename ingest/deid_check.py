@@ -14,6 +14,12 @@ empty or the engine's dummy): which one applies depends on the Type in the IOD, 
 de-identifier may choose differently without keeping anything. So does a plain X on an attribute
 some IOD requires: the engine empties it or writes a dummy there (:mod:`ingest.deid.conformance`).
 
+Clinical Trial attributes: the Subject and Study modules (Sponsor, Protocol ID and Name, Site ID
+and Name, Subject ID, Time Point ID and Description, Coordinating Center) are what an export
+manager writes for a research project after de-identifying (PS3.3 C.7.1.3, C.7.2.3), so their
+values are not held against the profile; the Subject ID must be the object's pseudonymous Patient
+ID, and free text in them is still scanned for NHS numbers.
+
 Private attributes: without Retain Safe Private (113111) none may carry a value; with it only
 those on the shipped safe private list (PS3.15 Table E.3.10-1). A site's own additions to the
 list are not declared in the object, so objects carrying them are held for an admin to judge.
@@ -67,6 +73,11 @@ class Decision:
 
 
 ANY = Decision(Verdict.ANY, "K")
+
+EXPORT_MANAGER_TRIAL_TAGS = frozenset({
+    0x00120010, 0x00120020, 0x00120021, 0x00120030, 0x00120031, 0x00120040, 0x00120050, 0x00120051, 0x00120060,
+})
+"""Clinical Trial Subject and Study attributes an export manager writes for a research project."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +178,8 @@ def rules_for(options: frozenset[Option]) -> Rules:
             curve_hint = hint
         elif row.pattern.kind is PatternKind.OVERLAY:
             overlay_hint = hint
-    exact = {tag: _decision(rule, hints.get(tag, "")) for tag, rule in compiled.exact.items()}
+    exact = {tag: ANY if tag in EXPORT_MANAGER_TRIAL_TAGS else _decision(rule, hints.get(tag, ""))
+             for tag, rule in compiled.exact.items()}
     overlay = {element: _decision(rule, overlay_hint) for element, rule in compiled.overlay.items()}
     return Rules(
         exact=exact, curve=_decision(compiled.curve, curve_hint), overlay=overlay,
@@ -192,6 +204,9 @@ def reasons_to_quarantine(ds: Dataset, *, limit: int = MAX_REASONS) -> list[str]
         reasons.append("no De-identification Method Code Sequence (0012,0064)")
     options, problems = declared_options(ds)
     reasons.extend(problems)
+    subject = str(ds.get("ClinicalTrialSubjectID", "") or "").strip()
+    if subject and subject != str(ds.get("PatientID", "") or "").strip():
+        reasons.append("Clinical Trial Subject ID (0012,0040) is not the object's pseudonymous Patient ID")
     check = _Check(rules_for(options), reasons, limit)
     check.walk(ds, "", Mode.NORMAL)
     if check.extra:

@@ -33,6 +33,7 @@ from archive.filing import (
     provisional_folder,
 )
 from archive.models import Instance, QuarantineState, User
+from archive.trials import TRIAL_ATTRIBUTES
 from archive.senders import identify
 from archive.quota import QuotaExceeded, refuse_if_hard_limit_exceeded
 
@@ -227,7 +228,16 @@ def describe(ds: Dataset, blob: StoredBlob = NOT_STORED_YET) -> ReceivedInstance
         kind=kind,
         manifest=facts,
         teaching=teaching,
+        trial=trial_facts(ds),
     )
+
+
+def trial_facts(ds: Dataset) -> dict[str, str]:
+    """The Clinical Trial Subject and Study attributes an export manager wrote (pseudonyms only)."""
+    facts = {name: str(ds.get(keyword, "") or "").strip() for name, keyword in TRIAL_ATTRIBUTES.items()}
+    if not facts["protocol_id"] and not facts["subject_id"]:
+        return {}
+    return {name: value for name, value in facts.items() if value}
 
 
 def _classify(ds: Dataset) -> tuple[ObjectKind, ManifestFacts | None, TeachingContent | None]:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 NON_IMAGE_MODALITIES = frozenset({"KO", "SR", "PR", "DOC", "REG", "SEG", "RWV", "AU", "ECG"})
 """Manifests, reports and other non-image series: not what "modality" means to a radiologist."""
+TRIAL_FACETS = frozenset({"site_id", "subject_id", "time_point_id"})
+"""Clinical Trial attributes offered as catalogue values in a project's search (trial_site_id=A)."""
 AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 
 
@@ -77,6 +79,8 @@ def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None 
     sexes = [study.patient_sex.strip().upper()[:1] for study in case.studies if study.patient_sex.strip()]
     custom = [f"{name}={_number_text(value)}" for name, value in sorted((case.custom_fields or {}).items())
               if value not in (None, "", [])]
+    custom += sorted({f"trial_{name}={value}" for study in case.studies for name, value in (study.trial or {}).items()
+                      if name in TRIAL_FACETS and value})
     numbers = {name: number for name, value in (case.custom_fields or {}).items()
                if (number := custom_number(value)) is not None}
     return CaseDocument(

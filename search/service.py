@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from sqlalchemy import select
+
 from archive.folders import visible_folder_ids
-from archive.models import User
+from archive.models import Folder, Project, User
+from archive.projects import project_folder_ids
 
 from .index import SORTS, SearchIndex, SearchQuery, SearchResult
 from .query import QueryError
@@ -35,14 +38,28 @@ def parse_filter(text: str) -> tuple[str, str]:
     return field.strip(), value.strip()
 
 
-def search_cases(session: Session, index: SearchIndex, user: User, request: SearchRequest) -> SearchResult:
-    """Raises QueryError for a malformed filter, facet, sort or query field."""
+def scope_folder_ids(session: Session, user: User, project: Project | None = None) -> frozenset[int]:
+    """The folders a search covers: the teaching folders `user` may view, never a research one;
+    or, inside `project`, the project's folders `user` may view (none for a non-member)."""
+    visible = visible_folder_ids(session, user)
+    if project is None:
+        return frozenset(visible - project_folder_ids(session))
+    own = set(session.scalars(select(Folder.id).where(Folder.project_id == project.id)))
+    return frozenset(visible & own)
+
+
+def search_cases(
+    session: Session, index: SearchIndex, user: User, request: SearchRequest, *, project: Project | None = None,
+) -> SearchResult:
+    """Raises QueryError for a malformed filter, facet, sort or query field.
+
+    Without `project` only teaching folders are searched: research cases never appear there."""
     if request.sort not in SORTS:
         raise QueryError(f"sort {request.sort!r} must be one of {', '.join(SORTS)}")
     size = max(1, min(request.size, MAX_PAGE_SIZE))
     page = max(1, request.page)
     query = SearchQuery(
-        folder_ids=frozenset(visible_folder_ids(session, user)),
+        folder_ids=scope_folder_ids(session, user, project),
         text=request.text,
         filters=tuple(parse_filter(f) for f in request.filters),
         facets=tuple(dict.fromkeys(request.facets)),

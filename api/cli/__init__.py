@@ -309,11 +309,18 @@ def cmd_edge_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_edge_project(args: argparse.Namespace) -> int:
-    from ingest.edge.projects import Project
+    from ingest.edge.projects import Project, TrialIdentity
 
     public = Path(args.custodian_public_key).read_bytes()
-    _custody(lambda: Project.create(_settings(args).data / "projects", args.name, public))
-    print(f"project {args.name} created; manifests saying 'project: {args.name}' are pseudonymised with its key")
+    trial = TrialIdentity(
+        protocol_id=args.protocol_id or "", protocol_name=args.protocol_name or "", sponsor=args.sponsor or "",
+        site_id=args.site_id or "", site_name=args.site_name or "", coordinating_center=args.coordinating_center or "",
+    )
+    if trial.protocol_id and not trial.site_id:
+        raise CliError("a project with a protocol ID needs this edge's --site-id (as the archive enrolled it)")
+    _custody(lambda: Project.create(_settings(args).data / "projects", args.name, public, trial))
+    print(f"project {args.name} created; manifests saying 'project: {args.name}' are pseudonymised with its key"
+          + (f" and carry protocol {trial.protocol_id}, site {trial.site_id}" if trial.protocol_id else ""))
     return 0
 
 
@@ -418,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     project = add_edge("project", cmd_edge_project, "add a research project whose log only its custodian can read")
     project.add_argument("name", metavar="NAME")
     project.add_argument("--custodian-public-key", required=True, metavar="PUBLIC.pem")
+    for option, what in (("--protocol-id", "Clinical Trial Protocol ID, as the archive's project has it"),
+                         ("--protocol-name", "Clinical Trial Protocol Name"), ("--sponsor", "Clinical Trial Sponsor Name"),
+                         ("--site-id", "this hospital's Clinical Trial Site ID"), ("--site-name", "Clinical Trial Site Name"),
+                         ("--coordinating-center", "Clinical Trial Coordinating Center Name")):
+        project.add_argument(option, metavar="TEXT", help=what)
     for name, handler, help in (
         ("reidentify", cmd_edge_reidentify, "find the original of a pseudonym or new UID (custodian only; audited)"),
         ("export-maps", cmd_edge_export_maps, "write uid_map.csv and patient_id_map.csv (custodian only; audited)"),

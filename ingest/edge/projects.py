@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,11 +23,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pydicom.dataset import Dataset
+
 from ..deid import ProjectKey
 from .files import write_durably
 
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 PROJECT_IN_DESCRIPTION = re.compile(r"(?im)^\s*project\s*:\s*([A-Za-z0-9][A-Za-z0-9_-]*)\s*$")
+TIME_POINT_IN_DESCRIPTION = re.compile(r"(?im)^\s*time[ _-]?point\s*:\s*([^\n\\]{1,64}?)\s*$")
+TIME_POINT_DESCRIPTION_IN_DESCRIPTION = re.compile(r"(?im)^\s*time[ _-]?point description\s*:\s*([^\n\\]{1,1024}?)\s*$")
+DICOM_LO = re.compile(r"^[^\\\x00-\x1f]{0,64}$")
 OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
 
 
@@ -56,6 +61,48 @@ def project_for_description(description: str) -> str | None:
     return match.group(1) if match else None
 
 
+def time_point_for_description(description: str) -> tuple[str, str]:
+    """The Clinical Trial Time Point ID and Description a manifest gives ("time point: FU1")."""
+    point = TIME_POINT_IN_DESCRIPTION.search(description or "")
+    text = TIME_POINT_DESCRIPTION_IN_DESCRIPTION.search(description or "")
+    return (point.group(1).strip() if point else ""), (text.group(1).strip() if text else "")
+
+
+@dataclass(frozen=True)
+class TrialIdentity:
+    """What this edge writes into the Clinical Trial Subject and Study modules of every object of a
+    project export (PS3.3 C.7.1.3, C.7.2.3). The Subject ID is the pseudonym, written per object."""
+
+    protocol_id: str = ""
+    protocol_name: str = ""
+    sponsor: str = ""
+    site_id: str = ""
+    site_name: str = ""
+    coordinating_center: str = ""
+
+    def check(self) -> None:
+        for name, value in asdict(self).items():
+            if not DICOM_LO.match(value):
+                raise CustodyError(f"{name.replace('_', ' ')} {value!r} must be at most 64 characters without a backslash")
+
+    def stamp(self, ds: Dataset, time_point: str = "", time_point_description: str = "") -> None:
+        """Write the module on a de-identified object; the Subject ID is its pseudonymous Patient ID."""
+        if not self.protocol_id:
+            return
+        ds.ClinicalTrialSponsorName = self.sponsor or self.protocol_id
+        ds.ClinicalTrialProtocolID = self.protocol_id
+        ds.ClinicalTrialProtocolName = self.protocol_name
+        ds.ClinicalTrialSiteID = self.site_id
+        ds.ClinicalTrialSiteName = self.site_name
+        ds.ClinicalTrialSubjectID = str(ds.get("PatientID", "") or "")
+        if self.coordinating_center:
+            ds.ClinicalTrialCoordinatingCenterName = self.coordinating_center
+        if time_point:
+            ds.ClinicalTrialTimePointID = time_point[:64]
+            if time_point_description:
+                ds.ClinicalTrialTimePointDescription = time_point_description[:1024]
+
+
 @dataclass(frozen=True)
 class Mapping:
     uids: dict[str, str]  # original -> new
@@ -68,7 +115,7 @@ class Project:
         self.name = folder.name
 
     @classmethod
-    def create(cls, projects: Path, name: str, custodian_public_key: bytes) -> Project:
+    def create(cls, projects: Path, name: str, custodian_public_key: bytes, trial: TrialIdentity | None = None) -> Project:
         if not PROJECT_NAME.match(name):
             raise CustodyError(f"project name {name!r} must be letters, digits, '-' or '_'")
         folder = projects / name
@@ -78,8 +125,12 @@ class Project:
             serialization.load_pem_public_key(custodian_public_key)
         except ValueError as exc:
             raise CustodyError(f"the custodian public key is not a PEM public key: {exc}") from exc
+        if trial is not None:
+            trial.check()
         (folder / "log").mkdir(parents=True)
         write_durably(folder / "custodian.pem", custodian_public_key)
+        if trial is not None:
+            write_durably(folder / "trial.json", json.dumps(asdict(trial)).encode())
         fd = os.open(folder / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
@@ -91,6 +142,15 @@ class Project:
         if not (folder / "secret").exists():
             raise CustodyError(f"no project {name} at this edge (create it with `casebank edge project add`)")
         return cls(folder)
+
+    def trial(self) -> TrialIdentity:
+        """The Clinical Trial attributes this edge writes for the project (empty: none written)."""
+        path = self.folder / "trial.json"
+        return TrialIdentity(**json.loads(path.read_text())) if path.exists() else TrialIdentity()
+
+    def set_trial(self, trial: TrialIdentity) -> None:
+        trial.check()
+        write_durably(self.folder / "trial.json", json.dumps(asdict(trial)).encode())
 
     def key(self) -> ProjectKey:
         """The pseudonymisation secret: same patient, same pseudonym within this project only."""

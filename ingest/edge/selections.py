@@ -38,7 +38,7 @@ from ..deid.pixels import (
 from ..tce import manifest as tce_manifest
 from .files import write_durably
 from .outbox import Outbox
-from .projects import Mapping, Project, project_for_description
+from .projects import Mapping, Project, project_for_description, time_point_for_description
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class Selection:
     references: list[str]
     delay_reason: str | None = None
     project: str | None = None  # a research project named in the manifest ("project: NAME")
+    time_point: str = ""  # Clinical Trial Time Point ID from the manifest ("time point: FU1")
+    time_point_description: str = ""
     state: str = "waiting"  # waiting | review | held | released | superseded | failed | discarded
     note: str = ""
     released_uids: dict[str, str] = field(default_factory=dict)  # original SOP UID -> sent SOP UID
@@ -249,6 +251,7 @@ class ExportManager:
             parsed.sop_instance_uid, references, parsed.delay_reason, project_for_description(parsed.description),
             review=review,
         )
+        selection.time_point, selection.time_point_description = time_point_for_description(parsed.description)
         if parsed.delay_reason:
             selection.state, selection.note = "held", f"delayed: {parsed.delay_reason}"
         else:  # a manifest without the modifier releases earlier delayed ones it covers
@@ -336,10 +339,13 @@ class ExportManager:
             # a research project maps consistently with its own secret; a teaching export uses a
             # one-off key that is then forgotten, so it cannot be reversed
             key = project.key() if project else ProjectKey.generate()
+            trial = project.trial() if project else None
             outputs, mapping = [], Mapping({}, {})
             for uid in uids:
                 cleaned, scanned = self._clean(selection, uid, dcmread(self.object_path(uid)))
                 result = deidentify(cleaned, self.profile, key, pixels_cleaned=scanned)
+                if trial is not None:  # written after de-identification, so the profile keeps them
+                    trial.stamp(result.dataset, selection.time_point, selection.time_point_description)
                 buffer = io.BytesIO()
                 result.dataset.save_as(buffer, enforce_file_format=True)
                 outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))

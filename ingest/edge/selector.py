@@ -44,6 +44,7 @@ class ExportForm:
     destination: str = "personal"
     folder: str = ""
     project: str = ""
+    time_point: str = ""  # Clinical Trial Time Point ID of a project export ("baseline", "FU1")
     delay_reason: str = ""
     codes: tuple[tuple[str, str, str], ...] = field(default=())
 
@@ -57,6 +58,8 @@ class ExportForm:
                 raise SelectionFormError(f"project: {self.project!r} is not a project name")
             if self.project not in projects:
                 raise SelectionFormError(f"project: {self.project} is not set up on this edge")
+            if "\\" in self.time_point or "\n" in self.time_point or len(self.time_point.strip()) > 64:
+                raise SelectionFormError("time point: at most 64 characters on one line")
         if self.destination not in ("personal", "folder", "project"):
             raise SelectionFormError(f"destination: {self.destination!r} is not personal, folder or project")
         if self.delay_reason and self.delay_reason not in DELAY_REASONS:
@@ -71,6 +74,8 @@ class ExportForm:
             lines.append(f"folder: /{self.folder.strip().strip('/')}")
         elif self.destination == "project":
             lines.append(f"project: {self.project}")
+            if self.time_point.strip():
+                lines.append(f"time point: {self.time_point.strip()}")
         return "\n".join(lines)
 
     @property
