@@ -21,12 +21,16 @@ from .routes import (
     case_extras,
     case_pages,
     cases,
+    cohort_export,
     dicomweb,
     dicomweb_read,
+    fhir,
     folder_pages,
     folders,
     health,
     pages,
+    project_pages,
+    projects,
     quarantine,
     quarantine_pages,
     search,
@@ -75,7 +79,8 @@ def create_app(casebank: Casebank) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
-    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, folder_pages, case_pages, quarantine_pages, pages):
+    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
+                   folder_pages, case_pages, quarantine_pages, project_pages, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

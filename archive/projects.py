@@ -159,7 +159,7 @@ def may_manage(session: Session, user: User, project: Project) -> bool:
     return user.is_admin or role_of(session, project, user) in MANAGERS
 
 
-def _require_manager(session: Session, user: User, project: Project, doing: str) -> None:
+def require_manager(session: Session, user: User, project: Project, doing: str) -> None:
     if not may_manage(session, user, project):
         get_project(session, user, project.id)  # a non-member learns nothing
         raise NotPermitted(f"{user.username} may not {doing} in project {project.name}; its principal investigator may")
@@ -184,7 +184,7 @@ def set_member(
     session: Session, actor: User, project: Project, member: User, role: ProjectRole, site: TrialSite | None = None,
 ) -> ProjectMember:
     """Add `member` with `role` (or change their role); admins and the PI may."""
-    _require_manager(session, actor, project, "add members")
+    require_manager(session, actor, project, "add members")
     if role is ProjectRole.SITE_UPLOADER and site is None:
         raise InvalidInput("a site uploader sends for one site: name it")
     if site is not None and site.project_id != project.id:
@@ -202,7 +202,7 @@ def set_member(
 
 
 def remove_member(session: Session, actor: User, project: Project, member: User) -> None:
-    _require_manager(session, actor, project, "remove members")
+    require_manager(session, actor, project, "remove members")
     row = session.scalar(select(ProjectMember).where(
         ProjectMember.project_id == project.id, ProjectMember.user_id == member.id))
     if row is not None:
@@ -216,7 +216,7 @@ def enrol_site(
     ae_titles: list[str] | tuple[str, ...] = (),
 ) -> TrialSite:
     """Enrol a site (or change it): its Clinical Trial Site ID, contact and the edges that send for it."""
-    _require_manager(session, actor, project, "enrol sites")
+    require_manager(session, actor, project, "enrol sites")
     site_id = _lo("Clinical Trial Site ID", site_id)
     titles = [t.strip() for t in ae_titles if t.strip()]
     for title in titles:
@@ -257,7 +257,7 @@ def define_time_point(
     day: int | None = None, window_days: int | None = None, expected_series: list[dict[str, str]] | None = None,
 ) -> TimePoint:
     """A time point of the protocol (Clinical Trial Time Point ID) with the series it expects."""
-    _require_manager(session, actor, project, "define time points")
+    require_manager(session, actor, project, "define time points")
     code = _lo("Clinical Trial Time Point ID", code)
     if (day is None) != (window_days is None) and window_days is not None:
         raise InvalidInput("a window needs the nominal day it is around")

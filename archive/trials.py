@@ -36,6 +36,7 @@ from .models import (
     QcState,
     QuarantinedObject,
     Submission,
+    SubmissionState,
     TimePoint,
     TrialSite,
     TrialSubject,
@@ -130,6 +131,7 @@ def provisional_folder(session: Session, trial: dict[str, str], calling_ae: str)
 def route(session: Session, submission: Submission, case: Case, now: datetime) -> ResearchRoute:
     """File a research export into its project, or hold it with the reason."""
     trial = trial_of(case)
+    first = submission.state is SubmissionState.WAITING
     protocol, named = trial.get("protocol_id", ""), project_line(submission.description)
     by_protocol = project_by_protocol(session, protocol) if protocol else None
     by_name = project_by_name(session, named) if named else None
@@ -145,10 +147,11 @@ def route(session: Session, submission: Submission, case: Case, now: datetime) -
         return _hold_unclaimed(session, case, "a research export that names no project and no protocol ID")
     site, why = _sending_site(session, project, submission, trial.get("site_id", ""))
     if site is None:
-        return _hold_for_coordinators(session, project, case, why)
+        return _hold_for_coordinators(session, project, case, why, first=first)
     subject_id = trial.get("subject_id", "")
     if not subject_id:
-        return _hold_for_coordinators(session, project, case, "the objects carry no Clinical Trial Subject ID")
+        return _hold_for_coordinators(session, project, case, "the objects carry no Clinical Trial Subject ID",
+                                      first=first)
     subject = session.scalar(select(TrialSubject).where(
         TrialSubject.project_id == project.id, TrialSubject.subject_id == subject_id))
     if subject is None:
@@ -157,7 +160,8 @@ def route(session: Session, submission: Submission, case: Case, now: datetime) -
         session.flush()
     elif subject.site_id != site.id:
         return _hold_for_coordinators(session, project, case, f"subject {subject_id} is enrolled at site "
-                                      f"{subject.site.site_id}, but this export came from site {site.site_id}")
+                                      f"{subject.site.site_id}, but this export came from site {site.site_id}",
+                                      first=first)
     entry = _submission_of(session, project, subject, submission, case, trial, now)
     run_qc(session, project, entry, case, submission, now)
     if not case.title or case.title == (case.studies[0].description if case.studies else ""):
@@ -197,10 +201,10 @@ def _hold_unclaimed(session: Session, case: Case, why: str) -> ResearchRoute:
     return ResearchRoute(research_hold(session), f"Held for an administrator: {why}.")
 
 
-def _hold_for_coordinators(session: Session, project: Project, case: Case, why: str) -> ResearchRoute:
+def _hold_for_coordinators(session: Session, project: Project, case: Case, why: str, *, first: bool) -> ResearchRoute:
     hold = folders_of(session, project).hold
     audit.record(session, "archive", "research.held", "case", case.id, project=project.name, reason=why)
-    if case.folder_id != hold.id:  # mailed once, not on every late arrival
+    if first:  # mailed when the submission is first assembled, not on every late arrival
         for user in coordinators_of(session, project):
             mail.queue_mail(session, mail.OutgoingMail(
                 to=user.email, subject=f"[Casebank] {project.name}: a submission is held for you",

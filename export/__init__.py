@@ -1,0 +1,1 @@
+"""Everything that leaves the archive: cohort exports (DICOMDIR, CSV), FHIR resources."""
