@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 
+from export.jobs import ExportJobs
 from ui import STATIC
 
 from . import problems
@@ -60,6 +61,7 @@ def create_app(casebank: Casebank) -> FastAPI:
     )
     app.state.casebank = casebank
     app.state.login_guard = LoginGuard(settings.login_rate)
+    app.state.export_jobs = ExportJobs()
     origins = [o.strip().rstrip("/") for o in settings.cors_origins.split(",") if o.strip()]
     if origins:  # a viewer served elsewhere (OHIF) reads DICOMweb with a bearer token, not the session cookie
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,

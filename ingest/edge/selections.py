@@ -36,6 +36,7 @@ from ..deid.pixels import (
     needs_pixel_cleaning,
 )
 from ..tce import manifest as tce_manifest
+from ..tce.atfi import is_teaching_file_info, withhold_authorship
 from .files import write_durably
 from .outbox import Outbox
 from .projects import Mapping, Project, project_for_description, time_point_for_description
@@ -346,6 +347,8 @@ class ExportManager:
                 result = deidentify(cleaned, self.profile, key, pixels_cleaned=scanned)
                 if trial is not None:  # written after de-identification, so the profile keeps them
                     trial.stamp(result.dataset, selection.time_point, selection.time_point_description)
+                if project is not None and is_teaching_file_info(result.dataset):
+                    withhold_authorship(result.dataset)  # filed by project: no staff name or GMC leaves
                 buffer = io.BytesIO()
                 result.dataset.save_as(buffer, enforce_file_format=True)
                 outputs.append((uid, str(result.dataset.SOPInstanceUID), buffer.getvalue()))

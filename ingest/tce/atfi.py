@@ -149,6 +149,29 @@ def is_teaching_file_info(ds: Dataset) -> bool:
     return True
 
 
+AUTHORSHIP_FIELDS = frozenset({"author", "affiliation", "contact"})
+
+
+def withhold_authorship(ds: Dataset) -> int:
+    """Remove the Author, Affiliation and Contact items from an ATFI report, at any depth; returns
+    how many went. A research export is filed by its project, not by its author, and staff names
+    and registration numbers are identifying too (PS3.15 removes operators' and physicians' names)."""
+    removed = 0
+    content = ds.get("ContentSequence")
+    if not content:
+        return 0
+    kept = []
+    for item in content:
+        if _field_of(codes.concept_name(item)) in AUTHORSHIP_FIELDS:
+            removed += 1
+            continue
+        removed += withhold_authorship(item)
+        kept.append(item)
+    if removed:
+        ds.ContentSequence = kept
+    return removed
+
+
 def _label(ds: Dataset) -> str:
     return f"object {ds.get('SOPInstanceUID', '(no SOP Instance UID)')}"
 

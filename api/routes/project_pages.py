@@ -1,0 +1,7 @@
+"""Pages for research projects, trials and cohorts (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
