@@ -34,6 +34,7 @@ from .routes import (
     projects,
     quarantine,
     quarantine_pages,
+    quizzes,
     search,
     terminology,
     viewer,
@@ -82,7 +83,7 @@ def create_app(casebank: Casebank) -> FastAPI:
     app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
     for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
-                   folder_pages, case_pages, quarantine_pages, project_pages, pages):
+                   folder_pages, case_pages, quarantine_pages, project_pages, quizzes, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -608,3 +608,113 @@ class CohortVersion(Base):
     entries: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     frozen_by: Mapped[User] = relationship()
+
+
+class QuizMode(str, enum.Enum):
+    SELF_TEST = "self_test"  # answers shown after each case
+    EXAM = "exam"  # answers only at the end (or when the examiner reveals them)
+
+
+class Quiz(Base):
+    """A quiz or exam built from cases: which teaching fields candidates may not see, the order,
+    a time per case (rapid reporting) or none (long cases), and when answers are shown."""
+
+    __tablename__ = "quizzes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[QuizMode] = mapped_column(Enum(QuizMode, native_enum=False, length=16), default=QuizMode.SELF_TEST)
+    hidden_fields: Mapped[list[str]] = mapped_column(default=list)  # archive.quizzes.HIDEABLE
+    seconds_per_case: Mapped[int | None] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(500), default="")  # how it was built: a folder, a search...
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    items: Mapped[list[QuizItem]] = relationship(
+        back_populates="quiz", cascade="all, delete-orphan", order_by="QuizItem.position"
+    )
+
+
+class QuizItem(Base):
+    __tablename__ = "quiz_items"
+    __table_args__ = (UniqueConstraint("quiz_id", "position", name="uq_quiz_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # from 1: the candidate sees "Case N"
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+
+    quiz: Mapped[Quiz] = relationship(back_populates="items")
+    case: Mapped[Case] = relationship()
+
+
+class QuizSession(Base):
+    """A live exam: the examiner's screen drives, candidate screens (joined by an unguessable
+    token, no login needed) follow. `revision` grows with every change so screens know to update."""
+
+    __tablename__ = "quiz_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    examiner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    candidate_token: Mapped[str] = mapped_column(String(64), unique=True)
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    revealed: Mapped[bool] = mapped_column(Boolean, default=False)
+    finished: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    case_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    quiz: Mapped[Quiz] = relationship()
+
+
+class QuizAttempt(Base):
+    """One trainee taking a quiz alone: an answer per case, scored, kept as history."""
+
+    __tablename__ = "quiz_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quiz_id: Mapped[int] = mapped_column(ForeignKey("quizzes.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    answers: Mapped[list[QuizAnswer]] = relationship(
+        back_populates="attempt", cascade="all, delete-orphan", order_by="QuizAnswer.position"
+    )
+
+
+class QuizAnswer(Base):
+    __tablename__ = "quiz_answers"
+    __table_args__ = (UniqueConstraint("attempt_id", "position", name="uq_answer_position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("quiz_attempts.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    correct: Mapped[bool] = mapped_column(Boolean, default=False)
+    matched: Mapped[str] = mapped_column(String(500), default="")  # what the answer matched, for the trainee
+    answered_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    attempt: Mapped[QuizAttempt] = relationship(back_populates="answers")
+
+
+class PublicLink(Base):
+    """An anonymised public page of a case behind an unguessable token; revocable, may expire.
+    Only the token's SHA-256 is stored, like API tokens."""
+
+    __tablename__ = "public_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+    views: Mapped[int] = mapped_column(Integer, default=0)
+    # the instances that passed the door check when published: only these are served
+    instance_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+
+    case: Mapped[Case] = relationship()
