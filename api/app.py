@@ -19,6 +19,7 @@ from .headers import SecurityHeaders
 from .login import LoginGuard
 from .routes import (
     auth,
+    case_exports,
     case_extras,
     case_pages,
     cases,
@@ -82,7 +83,7 @@ def create_app(casebank: Casebank) -> FastAPI:
     )
     app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
-    for module in (health, auth, folders, cases, case_extras, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
+    for module in (health, auth, folders, cases, case_extras, case_exports, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
                    folder_pages, case_pages, quarantine_pages, project_pages, quizzes, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -62,7 +62,7 @@ def render(
             pixels = pixels[frame - 1]
     except Exception as exc:  # no decoder for this transfer syntax, or broken pixel data
         raise InvalidInput(f"cannot decode pixel data: {exc}") from exc
-    image = _to_image(ds, pixels, window)
+    image = to_image(ds, pixels, window)
     if viewport:
         image.thumbnail(viewport)
     out = io.BytesIO()
@@ -71,7 +71,7 @@ def render(
     return out.getvalue()
 
 
-def _to_image(ds: Dataset, pixels: np.ndarray, window: Window | None = None) -> Image.Image:
+def to_image(ds: Dataset, pixels: np.ndarray, window: Window | None = None) -> Image.Image:
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if int(ds.get("SamplesPerPixel", 1)) == 3:
         return Image.fromarray(_stretch(pixels), mode="RGB")
