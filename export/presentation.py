@@ -51,6 +51,40 @@ def build_presentation(plan: CasePlan, blobs: BlobStore) -> bytes:
     return out.getvalue()
 
 
+def build_quiz_presentation(title: str, cases: list[tuple[str, CasePlan, frozenset[str]]], blobs: BlobStore) -> bytes:
+    """A quiz as one deck: a title slide, then per case its label slide ("Case N" when the title is
+    hidden), the history unless hidden, its key images, and the findings and discussion unless
+    hidden; every slide of a case carries that case's answers in its speaker notes."""
+    deck = Presentation()
+    deck.slide_width, deck.slide_height = SLIDE_WIDTH, SLIDE_HEIGHT
+    cover = deck.slides.add_slide(deck.slide_layouts[TITLE_SLIDE])
+    cover.placeholders[0].text = title
+    cover.placeholders[1].text = f"{len(cases)} case{'s' if len(cases) != 1 else ''}"
+    for label, plan, hidden in cases:
+        notes = answers(plan)
+        if "title" not in hidden and plan.title:
+            notes = f"Title: {plan.title}\n\n{notes}" if notes else f"Title: {plan.title}"
+        slide = deck.slides.add_slide(deck.slide_layouts[TITLE_SLIDE])
+        slide.placeholders[0].text = label
+        modalities = list(dict.fromkeys(s.modality for s in plan.series if s.modality))
+        slide.placeholders[1].text = " · ".join(modalities)
+        _notes(slide, notes)
+        if "history" not in hidden:
+            _text_slides(deck, "History", plan.history, notes)
+        for ref in plan.key_images:
+            _image_slide(deck, ref, render_image(blobs, ref), notes)
+        for name, heading in (("findings", "Findings"), ("discussion", "Discussion")):
+            if name not in hidden:
+                _text_slides(deck, heading, getattr(plan, name), notes)
+    props = deck.core_properties
+    now = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
+    props.author = props.last_modified_by = PRODUCER
+    props.title, props.created, props.modified, props.revision = title, now, now, 1
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
 def answers(plan: CasePlan) -> str:
     """The speaker notes: what the audience is to find out."""
     parts = []

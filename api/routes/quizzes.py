@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field
 from pydicom import dcmread
 from starlette.concurrency import run_in_threadpool
 
-from archive import cases, folders, quizzes
+from archive import audit, cases, folders, quizzes
 from archive.errors import ArchiveError, InvalidInput, NotFound
 from archive.models import Instance, Quiz, QuizMode, User
+from export import case_render, presentation
 from search.query import QueryError
 from search.service import MAX_PAGE_SIZE, SearchRequest, search_cases
 
@@ -34,6 +35,7 @@ pages = APIRouter(include_in_schema=False)
 POLL_SECONDS = 0.2
 KEEPALIVE_SECONDS = 15.0
 IMAGE_SIZE = 1024
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
 
 # -- building a quiz: from cases, a folder or a search ---------------------------------------------------
@@ -110,6 +112,24 @@ def list_quizzes(cb: CasebankDep, credentials: CredentialsDep) -> list[QuizOut]:
 def read_quiz(quiz_id: int, cb: CasebankDep, credentials: CredentialsDep) -> QuizOut:
     with cb.database.session() as session:
         return quiz_out(quizzes.get_quiz(session, credentials.user(session), quiz_id))
+
+
+@router.get("/api/quizzes/{quiz_id}/export/pptx", responses={200: {"content": {PPTX: {}}}})
+def quiz_presentation(quiz_id: int, cb: CasebankDep, credentials: CredentialsDep) -> Response:
+    """The quiz as PowerPoint for its owner: hidden fields only in the speaker notes, so the
+    presenter view is the examiner's screen and the projected slides are the candidates'."""
+    with cb.database.session() as session:
+        user = credentials.user(session)
+        quiz = quizzes.own_quiz(session, user, quiz_id)
+        hidden = frozenset(quiz.hidden_fields)
+        plans = [(quizzes.candidate_view(quiz, item.position).label, case_render.plan_case(item.case, cb.blobs), hidden)
+                 for item in quiz.items]
+        title = quiz.title
+        audit.record(session, user, "quiz.exported", "quiz", quiz.id, format="pptx")
+    data = presentation.build_quiz_presentation(title, plans, cb.blobs)
+    safe = "".join(ch if ch.isalnum() else "-" for ch in title).strip("-") or "quiz"
+    return Response(data, media_type=PPTX, headers={"Content-Disposition": f'attachment; filename="{safe}.pptx"',
+                                                    "Cache-Control": "private, no-store"})
 
 
 # -- live sessions ---------------------------------------------------------------------------------------

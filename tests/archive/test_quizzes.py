@@ -203,3 +203,25 @@ def test_research_cases_cannot_be_quizzed(casebank, two_cases, client):
     refused = client.post("/api/quizzes", json={"title": "No", "case_ids": [liver]})
     assert refused.status_code == 403 and "research project" in refused.json()["detail"]
 
+
+
+def test_a_quiz_as_powerpoint_keeps_hidden_fields_in_the_speaker_notes_only(casebank, two_cases, client):
+    import io
+
+    from pptx import Presentation
+
+    liver, brain = two_cases
+    login(client, "alice")
+    quiz_id = client.post("/api/quizzes", json={"title": "Deck", "case_ids": [liver, brain], "mode": "exam"}).json()["id"]
+    answer = client.get(f"/api/quizzes/{quiz_id}/export/pptx")
+    assert answer.status_code == 200 and answer.content[:2] == b"PK"
+    deck = Presentation(io.BytesIO(answer.content))
+    shown = " ".join(shape.text_frame.text for slide in deck.slides for shape in slide.shapes if shape.has_text_frame)
+    notes = " ".join(slide.notes_slide.notes_text_frame.text for slide in deck.slides if slide.has_notes_slide)
+    assert "Case 1" in shown and "Case 2" in shown and LIVER["history"] in shown
+    for secret in (LIVER["title"], LIVER["diagnosis"], BRAIN["diagnosis"], "Findings of", LIVER["discussion"]):
+        assert secret not in shown, secret
+    assert LIVER["diagnosis"] in notes and BRAIN["diagnosis"] in notes
+    assert deck.core_properties.author == "Casebank"
+    login(client, "bob")  # may take the quiz, but the deck holds the answers: its owner's only
+    assert client.get(f"/api/quizzes/{quiz_id}/export/pptx").status_code == 403
