@@ -33,6 +33,7 @@ from .routes import (
     pages,
     project_pages,
     projects,
+    public,
     quarantine,
     quarantine_pages,
     quizzes,
@@ -84,7 +85,7 @@ def create_app(casebank: Casebank) -> FastAPI:
     app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
     for module in (health, auth, folders, cases, case_extras, case_exports, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
-                   folder_pages, case_pages, quarantine_pages, project_pages, quizzes, pages):
+                   folder_pages, case_pages, quarantine_pages, project_pages, quizzes, public, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
