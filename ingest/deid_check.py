@@ -37,7 +37,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from .deid.conformance import choices_of
-from .deid.engine import dummy_value
+from .deid.engine import DUMMY_TEXT, dummy_value
 from .deid.profile import BASIC_PROFILE_CODE, Option, Profile
 from .deid.rules import SEQUENCE_MODE, TEXT_VRS as FREE_TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
 from .deid.safe_private import SafePrivateList
@@ -205,7 +205,8 @@ def reasons_to_quarantine(ds: Dataset, *, limit: int = MAX_REASONS) -> list[str]
     options, problems = declared_options(ds)
     reasons.extend(problems)
     subject = str(ds.get("ClinicalTrialSubjectID", "") or "").strip()
-    if subject and subject != str(ds.get("PatientID", "") or "").strip():
+    # the export manager writes the pseudonym there; the de-identifier's dummy identifies nobody either
+    if subject and subject not in (str(ds.get("PatientID", "") or "").strip(), DUMMY_TEXT):
         reasons.append("Clinical Trial Subject ID (0012,0040) is not the object's pseudonymous Patient ID")
     check = _Check(rules_for(options), reasons, limit)
     check.walk(ds, "", Mode.NORMAL)
