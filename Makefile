@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= casebank-data
 
-.PHONY: run test venv viewer debian-packages clean
+.PHONY: run test venv viewer ohif debian-packages clean
 
 $(BIN)/casebank: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,14 +30,27 @@ $(VIEWER_BUNDLE): $(VIEWER_MODULES) $(VIEWER)/vite.config.js $(wildcard $(VIEWER
 
 viewer: $(VIEWER_BUNDLE)
 
+# The real OHIF v3 viewer for tests/ui/test_ohif_browser.py: the prebuilt app (dist/ of the npm
+# package @ohif/app, about 50 MB to download, 204 MB unpacked, a few seconds) in .cache/ohif/.
+OHIF     := .cache/ohif
+OHIF_APP := $(OHIF)/node_modules/@ohif/app/dist/index.html
+
+$(OHIF_APP): tests/ohif/package.json tests/ohif/package-lock.json
+	mkdir -p $(OHIF)
+	cp tests/ohif/package.json tests/ohif/package-lock.json $(OHIF)/
+	npm ci --prefix $(OHIF) --no-audit --no-fund --ignore-scripts
+	touch $@
+
+ohif: $(OHIF_APP)
+
 debian-packages:
 	scripts/ensure-debian-packages
 
 run: venv viewer
 	$(BIN)/casebank demo --data $(DATA) --http 127.0.0.1:8000
 
-test: venv debian-packages viewer
+test: venv debian-packages viewer ohif
 	TCP_NODELAY=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache ui/static/viewer $(VIEWER)/node_modules
+	rm -rf $(VENV) $(DATA) .pytest_cache ui/static/viewer $(VIEWER)/node_modules $(OHIF)

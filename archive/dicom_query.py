@@ -231,7 +231,7 @@ _SQL_KEYS: dict[str, tuple[int, Callable[[str], Any]]] = {
 def _sql_keys(level: str, query: QidoQuery) -> dict[str, str]:
     rank = _LEVEL_RANK[level]
     keys = {k: v for k, v in query.matches.items() if k in _SQL_KEYS and _SQL_KEYS[k][0] <= rank and v not in ("", "*")}
-    if level == STUDY and "Modality" in query.matches:  # a study-level Modality key means ModalitiesInStudy
+    if level == STUDY and query.matches.get("Modality", "") not in ("", "*"):  # a study-level Modality key means ModalitiesInStudy
         keys.setdefault("ModalitiesInStudy", query.matches["Modality"])
     return keys
 
@@ -353,6 +353,8 @@ def _element(ds: Dataset, header: Dataset, keyword: str) -> DataElement | None:
 
 def _include(ds: Dataset, header: Dataset, level: str, query: QidoQuery) -> None:
     wanted = set(query.matches) | set(query.include)
+    if level == STUDY:  # a study has Modalities in Study (always answered), not one instance's Modality
+        wanted.discard("Modality")
     if query.include_all:
         if level == INSTANCE:
             wanted |= {e.keyword for e in header if e.keyword and e.VR != "SQ" and not _is_bulk(e)}

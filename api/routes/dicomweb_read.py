@@ -226,7 +226,7 @@ def _rendered(
     request: Request, cb: Casebank, stored: StoredInstance, frame: int, viewport: str | None, window: str | None,
     quality: int | None, default_viewport: tuple[int, int] | None = None,
 ) -> Response:
-    media_type = _image_type(_accepted(request))
+    media_type = _image_type(_accepted(request, query_accept=True))
     ds = dcmread(cb.blobs.path(stored.blob_sha256))
     if "PixelData" not in ds:
         raise HTTPException(404, f"instance {stored.sop_uid} has no image")
@@ -327,10 +327,12 @@ def _base(request: Request, cb: Casebank) -> str:
     return public_base(request, cb.settings) + router.prefix  # never from the Host header
 
 
-def _accepted(request: Request) -> Accepted:
-    """The Accept header as (media type, parameters), most preferred first."""
+def _accepted(request: Request, query_accept: bool = False) -> Accepted:
+    """The Accept header as (media type, parameters), most preferred first. With ``query_accept``
+    (rendered resources and thumbnails), ``accept=`` query parameters replace the header (PS3.18 8.3.3.1)."""
+    listed = request.query_params.getlist("accept") if query_accept else []
     entries = []
-    for item in (request.headers.get("accept") or "*/*").split(","):
+    for item in (",".join(listed) or request.headers.get("accept") or "*/*").split(","):
         media, *params = [p.strip() for p in item.split(";")]
         values = {}
         for param in params:
@@ -382,6 +384,7 @@ WADO_URI_TYPES = ("application/dicom", "image/jpeg", "image/png")
 
 
 @router.get("/wado")
+@router.get("")  # OHIF asks {wadoUriRoot}?requestType=WADO&..., with wadoUriRoot the DICOMweb root
 def wado_uri(
     cb: CasebankDep, credentials: CredentialsDep,
     request_type: str = Query(..., alias="requestType"), study_uid: str = Query(..., alias="studyUID"),
