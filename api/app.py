@@ -29,6 +29,7 @@ from .routes import (
     fhir,
     folder_pages,
     folders,
+    forwarding,
     health,
     pages,
     project_pages,
@@ -85,7 +86,7 @@ def create_app(casebank: Casebank) -> FastAPI:
     app.add_middleware(SecurityHeaders, https=https)
     problems.install(app, html_error_page=pages.render_error)
     for module in (health, auth, folders, cases, case_extras, case_exports, search, terminology, quarantine, dicomweb, dicomweb_read, viewer, projects, cohort_export, fhir,
-                   folder_pages, case_pages, quarantine_pages, project_pages, quizzes, public, pages):
+                   forwarding, folder_pages, case_pages, quarantine_pages, project_pages, quizzes, public, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from archive.blobs import BlobStore
 from archive.db import Database
+from archive.forwarding import Forwarder
 from archive.mail import SmtpMailer, log_only
 from ingest.intake import Intake
 from ingest.receiver import Receiver, ReceiverConfig, server_tls_context
@@ -54,6 +55,20 @@ class Casebank:
         return cls(settings, database, blobs, index, indexer, terminology)
 
     @cached_property
+    def forwarder(self) -> Forwarder:
+        """Outboxes of the forwarding destinations (archive.forwarding); `serve` starts them."""
+        return Forwarder(self.settings.data / "outbox", self.settings.ae_title)
+
+    def start_forwarding(self) -> None:
+        from archive.forwarding import list_destinations  # noqa: PLC0415
+
+        with self.database.session() as session:
+            destinations = list_destinations(session)
+            for destination in destinations:
+                session.expunge(destination)
+        self.forwarder.start(destinations)
+
+    @cached_property
     def intake(self) -> Intake:
         return Intake(self.database, self.blobs, timedelta(seconds=self.settings.assembly_wait))
 
@@ -70,6 +85,8 @@ class Casebank:
         self.close()
 
     def close(self) -> None:
+        if "forwarder" in self.__dict__:
+            self.forwarder.stop()
         for receiver in self.receivers:
             receiver.stop()
         self.index.close()

@@ -23,6 +23,7 @@ def serve(casebank: Casebank) -> None:
     sweeper.start()
     catch_up = CatchUpThread(casebank.indexer)  # cases changed during a search outage
     catch_up.start()
+    casebank.start_forwarding()  # outboxes of the forwarding destinations: a restart resumes what waits
     try:
         uvicorn.run(create_app(casebank), host=host, port=port, log_level="info")
     finally:

@@ -718,3 +718,21 @@ class PublicLink(Base):
     instance_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
 
     case: Mapped[Case] = relationship()
+
+
+class ForwardDestination(Base):
+    """Another archive an admin lets editors forward cases to: DICOM (AE, host, port, TLS) or a
+    DICOMweb STOW-RS URL with a bearer token. Sent through an outbox of its own (archive.forwarding)."""
+
+    __tablename__ = "forward_destinations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # also the outbox folder's name
+    kind: Mapped[str] = mapped_column(String(8))  # "dicom" or "stowrs"
+    ae_title: Mapped[str] = mapped_column(String(16), default="")
+    host: Mapped[str] = mapped_column(String(255), default="")
+    port: Mapped[int | None] = mapped_column(Integer)
+    tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    url: Mapped[str] = mapped_column(String(1000), default="")
+    bearer_token: Mapped[str] = mapped_column(String(1000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

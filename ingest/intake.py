@@ -39,6 +39,7 @@ from archive.quota import QuotaExceeded, refuse_if_hard_limit_exceeded
 
 from . import status
 from .deid_check import reasons_to_quarantine
+from .presentation_state import apply_saved_displays, is_presentation_state
 from .tce import atfi, manifest
 from .validation import MalformedObject, check_encoding, invalid_uid, read_complete, read_meta
 
@@ -127,6 +128,9 @@ class Intake:
             refuse_if_hard_limit_exceeded(session, provisional_folder(session, sender), len(encoded))
         blob = self.blobs.put_bytes(encoded)
         result = self.file(replace(received, blob=blob), sender)
+        if is_presentation_state(ds) and not result.duplicate and not result.conflict:
+            with self.database.session() as session:  # a forwarded case's saved window and crop
+                apply_saved_displays(session, self.blobs, result.case_id, ds, sender.label)
         return Outcome(status.SUCCESS, **ids, case_id=result.case_id)
 
     def file(self, received: ReceivedInstance, sender: Sender) -> FilingResult:

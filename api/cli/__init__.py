@@ -527,12 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
     terminology_load.set_defaults(handler=cmd_terminology_load)
     terminology_load.add_argument("system", metavar="SYSTEM", help="SNOMED, ACR or RADLEX (or a DICOM designator: SCT)")
     terminology_load.add_argument("path", metavar="PATH", help="release folder (SNOMED) or CSV file (ACR, RADLEX)")
-    from . import accounts, ae_registry, archive_moves, research  # noqa: PLC0415 (their modules import this package's helpers)
+    from . import accounts, ae_registry, archive_moves, forwarding, research  # noqa: PLC0415 (their modules import this package's helpers)
 
     accounts.register(commands, user_commands, common)
     ae_registry.register(ae_commands, common)
     research.register(commands, common)
     archive_moves.register(commands, common)
+    forwarding.register(commands, common)
     return parser
 
 

@@ -1,6 +1,7 @@
 """Migration out and in: an archive of 200 cases with folders, rights, catalogue fields, likes, a
 quiz and a cohort is exported, imported into an empty archive, and answers 30 searches (text,
-facets, code hierarchy, catalogue ranges) with identical hits and facet counts for every user."""
+facets, code hierarchy, catalogue ranges) with identical hits and facet counts for every user;
+merged into an archive in use, its users are matched by GMC number."""
 
 from __future__ import annotations
 
@@ -147,15 +148,14 @@ def test_an_exported_archive_imported_into_an_empty_one_answers_every_search_ali
             assert not verify_password(alice.password_hash, password_of("alice"))  # a new password must be set
             for sha256 in session.scalars(select(Instance.blob_sha256)):  # every image is in the target's store
                 assert target.blobs.exists(sha256)
+    merge_into_an_archive_in_use(casebank, out, tmp_path, before["alice"])
 
 
-def test_an_import_merges_into_an_archive_in_use_matching_users_by_gmc(casebank, source, tmp_path):
+def merge_into_an_archive_in_use(casebank, out, tmp_path, before) -> None:
+    """The same export merged into an archive in use, where alice is known by another name."""
     with casebank.database.session() as session:
         alice_gmc = users.get_user(session, "alice").gmc
-    before = answers(casebank, "alice")
-    out = tmp_path / "export"
-    export_archive(casebank, out)
-    settings = Settings(data=tmp_path / "target", database_url=f"sqlite:///{tmp_path / 'target.sqlite3'}",
+    settings = Settings(data=tmp_path / "merged", database_url=f"sqlite:///{tmp_path / 'merged.sqlite3'}",
                         dicom_port=free_port(), secret_key="test-secret")
     with Casebank.open(settings) as target:
         with target.database.session() as session:  # the same radiologist, known here by another name
