@@ -152,7 +152,11 @@ def _export_tce(casebank: Any, case_id: int, folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     with casebank.database.session() as session:
-        objects = build_case_export(session, casebank.blobs, session.get_one(Case, case_id))
+        try:
+            objects = build_case_export(session, casebank.blobs, session.get_one(Case, case_id))
+        except InvalidInput as exc:  # no images, or several studies: the instances above still are the case
+            (folder / "NOT-BUILT.txt").write_text(f"{exc}\n")
+            return
         for ds in objects:
             if str(ds.SOPClassUID).startswith("1.2.840.10008.5.1.4.1.1.88.") or str(ds.Modality) in ("KO", "SR", "PR", "DOC"):
                 ds.save_as(folder / f"{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
@@ -202,6 +206,78 @@ an IHE TCE submission (KOS manifest, ATFI teaching-file report, presentation sta
 receiver. attachments/<sha256> are the attachments' files (attachments.json names them).
 Start with manifest.json: the format, the schema revision and the row counts.
 """
+
+
+# -- to another vendor's TCE receiver -----------------------------------------------------------------
+
+
+@dataclass
+class SendCounts:
+    cases: int = 0
+    objects: int = 0
+    already_queued: int = 0  # by an earlier, interrupted run
+    not_sent: dict[int, str] = field(default_factory=dict)  # case id -> why
+    refused: list[dict[str, str]] = field(default_factory=list)
+
+
+def send_archive(casebank: Any, destination: Any, progress: Progress | None = None, *, calling_ae: str = "CASEBANK",
+                 timeout: float = 3600.0) -> SendCounts:
+    """Every case as a TCE submission (images, report, presentation states, manifest last) through
+    a durable outbox to `destination` (an ``ingest.edge.outbox.Destination``), the same outbox the
+    edge and forwarding use. Resumable: cases queued by an earlier run are not queued again, and
+    what waits in the outbox is sent first. Returns when the outbox is empty (or `timeout`)."""
+    import time
+
+    from export.tce_builder import build_case_export
+    from ingest.edge.outbox import Outbox
+
+    from .models import Case
+
+    name = f"send-archive-{destination.ae_title}@{destination.host}_{destination.port}"
+    folder = casebank.settings.data / "outbox" / name
+    queued_marks = folder / "queued"
+    queued_marks.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(folder, destination, calling_ae=calling_ae, name=name)
+    counts = SendCounts()
+    with casebank.database.session() as session:
+        case_ids = list(session.scalars(select(Case.id).order_by(Case.id)))
+    for done, case_id in enumerate(case_ids, start=1):
+        mark = queued_marks / str(case_id)
+        if mark.exists():
+            counts.already_queued += 1
+        else:
+            with casebank.database.session() as session:
+                try:
+                    objects = build_case_export(session, casebank.blobs, session.get_one(Case, case_id))
+                except InvalidInput as exc:
+                    counts.not_sent[case_id] = str(exc)
+                    objects = []
+            if objects:
+                staged = outbox.staging(f"case-{case_id}")
+                for number, ds in enumerate(objects):
+                    ds.save_as(staged / f"{number:05d}-{ds.SOPInstanceUID}.dcm", enforce_file_format=True)
+                outbox.adopt(staged)  # the manifest keeps its place last: adopt renames in name order
+                counts.cases += 1
+                counts.objects += len(objects)
+            mark.write_text("")
+        if progress:
+            progress(done, len(case_ids), "cases queued")
+    deadline = time.monotonic() + timeout
+    backoff = 1.0
+    while outbox.state().pending:
+        try:
+            outbox.send_batch(outbox._pending())
+            backoff = 1.0
+        except Exception as exc:  # the receiver is down or busy: everything stays queued
+            if time.monotonic() > deadline:
+                raise Conflict(f"{outbox.state().pending} object(s) still wait for {destination.ae_title}: {exc}; "
+                               "run send-archive again to go on") from exc
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 60.0)
+        if progress:
+            progress(outbox.sent, outbox.sent + outbox.state().pending, "objects sent")
+    counts.refused = outbox.refused()
+    return counts
 
 
 # -- in ----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`casebank export-archive DIR` and `casebank import-archive DIR`: a whole archive out at contract
-end, and into an empty (or an existing) archive. See archive/migration.py for the format."""
+"""`casebank export-archive DIR`, `import-archive DIR` and `send-archive --to AE@HOST:PORT`: a
+whole archive out at contract end (to a folder, or to another vendor's TCE receiver), and into an
+empty (or an existing) archive. See archive/migration.py for the format."""
 
 from __future__ import annotations
 
@@ -37,6 +38,29 @@ def cmd_import_archive(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_send_archive(args: argparse.Namespace) -> int:
+    from archive.migration import send_archive
+    from ingest.edge.outbox import Destination
+
+    from . import progress_bar
+    from .common import CliError
+
+    try:
+        destination = Destination.parse(args.to)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    with open_casebank(args) as casebank:
+        counts = send_archive(casebank, destination, lambda done, total, unit: progress_bar(done, total, unit),
+                              calling_ae=args.calling_ae)
+    print(f"sent {counts.objects} object(s) of {counts.cases} case(s) to {args.to}"
+          + (f"; {counts.already_queued} case(s) queued by an earlier run" if counts.already_queued else ""))
+    for case_id, why in counts.not_sent.items():
+        print(f"case {case_id} not sent: {why}")
+    for refusal in counts.refused:
+        print(f"refused by {args.to}: {refusal['name']}: {refusal['reason']}")
+    return 1 if counts.refused else 0
+
+
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     out = commands.add_parser("export-archive", parents=[common],
                               help="write the whole archive to a folder: DICOM per case and a JSON catalogue (resumable)")
@@ -46,3 +70,8 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                                help="restore an exported archive (into an empty archive, or merged: users by GMC)")
     into.set_defaults(handler=cmd_import_archive)
     into.add_argument("folder", metavar="DIR")
+    send = commands.add_parser("send-archive", parents=[common],
+                               help="send every case as a TCE submission to another vendor's receiver (resumable)")
+    send.set_defaults(handler=cmd_send_archive)
+    send.add_argument("--to", required=True, metavar="AE@HOST:PORT", help="the receiving archive")
+    send.add_argument("--calling-ae", default="CASEBANK", help="our AE title towards it (default CASEBANK)")
