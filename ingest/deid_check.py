@@ -28,7 +28,6 @@ list are not declared in the object, so objects carrying them are held for an ad
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -38,12 +37,12 @@ from pydicom.dataset import Dataset
 
 from .deid.conformance import choices_of
 from .deid.engine import DUMMY_TEXT, dummy_value
+from .deid.nhs import looks_like_nhs_number
 from .deid.profile import BASIC_PROFILE_CODE, Option, Profile
 from .deid.rules import SEQUENCE_MODE, TEXT_VRS as FREE_TEXT_VRS, CompiledProfile, Mode, Op, Rule, compile_profile
 from .deid.safe_private import SafePrivateList
 from .deid.table import PatternKind, load_table
 
-NHS_NUMBER = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
 PIXEL_DATA = 0x7FE00010
 TEXT_VRS = {"LO", "LT", "SH", "ST", "UT", "PN", "UC", "AE", "CS"}
 MAX_REASONS = 40
@@ -353,7 +352,7 @@ class _Check:
         # private tags sent in Implicit VR have no VR to go by
         if self.nhs_number_seen or not raw or not (vr in TEXT_VRS or vr in (None, "UN")):
             return
-        if _looks_like_nhs_number(raw.decode("latin-1")):
+        if looks_like_nhs_number(raw.decode("latin-1")):
             self.add(f"an NHS number appears in {keyword_for_tag(tag) or _tag_text(tag)}{where}")
             self.nhs_number_seen = True
 
@@ -393,14 +392,4 @@ def _dictionary_vr(tag: int) -> str | None:
         return None
 
 
-def _looks_like_nhs_number(text: str) -> bool:
-    """Ten digits whose modulus-11 check digit is right (NHS Digital's rule)."""
-    for match in NHS_NUMBER.finditer(text):
-        digits = [int(c) for c in "".join(match.groups())]
-        total = sum(d * w for d, w in zip(digits[:9], range(10, 1, -1)))
-        check = 11 - total % 11
-        check = 0 if check == 11 else check
-        if check != 10 and check == digits[9]:
-            return True
-    return False
 

@@ -801,3 +801,15 @@ def test_pseudonymised_kos_keeps_the_image_patient() -> None:
     out_kos = deidentify(kos, BASIC, KEY).dataset
     assert out_kos.PatientID == deidentify(images[0], BASIC, KEY).dataset.PatientID
 
+
+
+def test_a_pseudonym_never_looks_like_an_nhs_number_and_others_stay_as_they_were():
+    """The door check quarantines anything holding a valid NHS number: pseudonyms must not."""
+    from ingest.deid.engine import derive_pseudonym as pseudonym
+    from ingest.deid.nhs import looks_like_nhs_number
+
+    key = ProjectKey(b"pseudonym-test-secret-0123456789")
+    made = {f"patient-{n}": pseudonym(key, f"patient-{n}") for n in range(3000)}
+    assert not any(looks_like_nhs_number(p) for p in made.values())
+    unchanged = [p for n, p in made.items() if p == "CB-" + key.digest("patient", n).hex()[:16].upper()]
+    assert 2900 < len(unchanged) < 3000  # only the few that looked like one were derived again
