@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from archive.answers import expand, words
 from archive.models import Case
 from terminology.systems import canonical_system
 
@@ -52,6 +53,15 @@ def _number_text(value: object) -> str:
     return str(value)
 
 
+def radiology_synonyms(names: list[str]) -> list[str]:
+    """The names the reviewed synonyms file (terminology/data/radiology_synonyms.csv) groups with one
+    of `names` (a whole-name match on the normalised words), except `names` themselves: "Liver cell
+    carcinoma" brings hepatocellular carcinoma, hepatoma, HCC... so everyday words find the case
+    without a licensed SNOMED CT release."""
+    given = {words(name) for name in names if name}
+    return [name for name in expand(n for n in names if n) if words(name) not in given]
+
+
 def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None = None) -> CaseDocument:
     series = [s for study in case.studies for s in study.series]
     codes: set[str] = set()
@@ -75,6 +85,7 @@ def document_for(case: Case, *, likes: int = 0, terminology: Terminology | None 
         if system == "ICD10":
             chapters.update(filter(None, [terminology.icd10_chapter(code)]))
             blocks.update(filter(None, [terminology.icd10_block(code)]))
+    code_texts += radiology_synonyms([*code_texts, case.diagnosis])
     ages = [age_band(study.patient_age) for study in case.studies if study.patient_age]
     sexes = [study.patient_sex.strip().upper()[:1] for study in case.studies if study.patient_sex.strip()]
     custom = [f"{name}={_number_text(value)}" for name, value in sorted((case.custom_fields or {}).items())

@@ -27,7 +27,7 @@ from .index import (
     SearchResult,
     SearchUnavailable,
 )
-from .query import Bool, MatchAll, Node, Term, parse
+from .query import Bool, MatchAll, Node, Term, is_everything, parse
 from .results import SNIPPET_FIELDS, Range, facet_field, facet_values, grouped_filters
 
 ANALYSIS = {
@@ -163,7 +163,7 @@ class OpenSearchIndex:
             body["sort"] = [{"created": "desc"}]
         elif query.sort == "likes":
             body["sort"] = [{"likes": "desc"}]
-        if query.text.strip():
+        if not is_everything(query.text):
             body["highlight"] = {"fields": {name: {"number_of_fragments": 1, "fragment_size": 150}
                                             for name in SNIPPET_FIELDS},
                                  "pre_tags": ["<mark>"], "post_tags": ["</mark>"], "encoder": "html"}

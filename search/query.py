@@ -74,9 +74,14 @@ def fuzzy_distance(text: str) -> int:
     return 0 if len(text) <= 2 else 1 if len(text) <= 5 else 2
 
 
+def is_everything(text: str) -> bool:
+    """An empty query or a bare ``*``: every case the user may see."""
+    return text.strip() in ("", "*")
+
+
 def parse(text: str) -> Node:
     text = text.strip()
-    if not text:
+    if is_everything(text):
         return MatchAll()
     try:
         parsed = parser.parse(text)
@@ -121,6 +126,8 @@ def _convert(node: tree.Item, field: str | None) -> Node:  # noqa: PLR0911
         return _term(field, str(node.value).strip('"'), "phrase")
     if isinstance(node, tree.Word):
         value = str(node.value)
+        if value == "*" and field is None:
+            return MatchAll()  # `* -pneumonia`: everything but
         if value.endswith("*") and not re.search(r"[*?]", value[:-1]) and len(value) > 1:
             return _term(field, value[:-1], "prefix")
         if re.search(r"[*?]", value):

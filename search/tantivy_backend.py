@@ -24,7 +24,7 @@ from .index import (
     SearchQuery,
     SearchResult,
 )
-from .query import Bool, MatchAll, Node, QueryError, Term, parse
+from .query import Bool, MatchAll, Node, QueryError, Term, is_everything, parse
 from .results import (
     CUSTOM_NAME,
     SNIPPET_FIELDS,
@@ -138,7 +138,7 @@ class TantivyIndex:
                                      order_by_field=field, order=tantivy.Order.Desc)
         generators = {
             name: tantivy.SnippetGenerator.create(searcher, text_query, self.schema, name) for name in SNIPPET_FIELDS
-        } if query.text.strip() else {}
+        } if not is_everything(query.text) else {}
         hits = []
         for score, address in result.hits:
             stored = searcher.doc(address)
