@@ -318,7 +318,7 @@ def import_archive(casebank: Any, source: Path, progress: Progress | None = None
         _fix_json_references(connection, ids)
         if connection.dialect.name == "postgresql":
             _reset_sequences(connection)
-    _queue_all_for_indexing(casebank)
+    casebank.indexer.reindex_all()
     return counts
 
 
@@ -440,7 +440,4 @@ def _reset_sequences(connection: Connection) -> None:
             f"SELECT setval(pg_get_serial_sequence('{table.name}', '{pk.name}'), "
             f"COALESCE((SELECT MAX({pk.name}) FROM {table.name}), 0) + 1, false)")
 
-
-def _queue_all_for_indexing(casebank: Any) -> None:
-    casebank.indexer.reindex_all(lambda _step: None)
 

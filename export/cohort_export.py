@@ -54,8 +54,9 @@ CSV_COLUMNS = (
 MEMBERS = ("DICOMDIR", "cohort.csv", "fhir-bundle.json", "README.txt")
 
 
-class ExportFailed(RuntimeError):
-    """A frozen instance could not be exported (its blob is missing or is not what was frozen)."""
+class ExportFailed(Conflict):
+    """A frozen instance could not be exported (its blob is missing or is not what was frozen):
+    answered as a problem naming the instance, never half a zip."""
 
 
 @dataclass(frozen=True)

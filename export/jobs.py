@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archive.errors import Conflict, NotFound
+from archive.errors import ArchiveError, Conflict, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ class ExportJobs:
             log.exception("export %s failed", job.filename)
             job.path.unlink(missing_ok=True)
             with job.lock:
-                job.state, job.error = "failed", f"the export failed: {type(exc).__name__}"
+                reason = str(exc) if isinstance(exc, ArchiveError) else type(exc).__name__
+                job.state, job.error = "failed", f"the export failed: {reason}"
         else:
             with job.lock:
                 job.state = "done"

@@ -35,9 +35,20 @@ TITLE_SLIDE, TITLE_ONLY, BLANK = 0, 5, 6  # layouts of python-pptx's default tem
 BLACK, GREY = RGBColor(0, 0, 0), RGBColor(0xBB, 0xBB, 0xBB)
 
 
-def build_presentation(plan: CasePlan, blobs: BlobStore) -> bytes:
+def _new_deck():  # type: ignore[no-untyped-def]
     deck = Presentation()
     deck.slide_width, deck.slide_height = SLIDE_WIDTH, SLIDE_HEIGHT
+    return deck
+
+
+def _saved(deck) -> bytes:  # type: ignore[no-untyped-def]
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def build_presentation(plan: CasePlan, blobs: BlobStore) -> bytes:
+    deck = _new_deck()
     notes = answers(plan)
     _title_slide(deck, plan, notes)
     _text_slides(deck, "History", plan.history, notes)
@@ -45,18 +56,15 @@ def build_presentation(plan: CasePlan, blobs: BlobStore) -> bytes:
         _image_slide(deck, ref, render_image(blobs, ref), notes)
     _text_slides(deck, "Findings", plan.findings, notes)
     _text_slides(deck, "Discussion", plan.discussion, notes)
-    _properties(deck, plan)
-    out = io.BytesIO()
-    deck.save(out)
-    return out.getvalue()
+    _properties(deck, plan.title)
+    return _saved(deck)
 
 
 def build_quiz_presentation(title: str, cases: list[tuple[str, CasePlan, frozenset[str]]], blobs: BlobStore) -> bytes:
     """A quiz as one deck: a title slide, then per case its label slide ("Case N" when the title is
     hidden), the history unless hidden, its key images, and the findings and discussion unless
     hidden; every slide of a case carries that case's answers in its speaker notes."""
-    deck = Presentation()
-    deck.slide_width, deck.slide_height = SLIDE_WIDTH, SLIDE_HEIGHT
+    deck = _new_deck()
     cover = deck.slides.add_slide(deck.slide_layouts[TITLE_SLIDE])
     cover.placeholders[0].text = title
     cover.placeholders[1].text = f"{len(cases)} case{'s' if len(cases) != 1 else ''}"
@@ -76,13 +84,8 @@ def build_quiz_presentation(title: str, cases: list[tuple[str, CasePlan, frozens
         for name, heading in (("findings", "Findings"), ("discussion", "Discussion")):
             if name not in hidden:
                 _text_slides(deck, heading, getattr(plan, name), notes)
-    props = deck.core_properties
-    now = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
-    props.author = props.last_modified_by = PRODUCER
-    props.title, props.created, props.modified, props.revision = title, now, now, 1
-    out = io.BytesIO()
-    deck.save(out)
-    return out.getvalue()
+    _properties(deck, title)
+    return _saved(deck)
 
 
 def answers(plan: CasePlan) -> str:
@@ -202,11 +205,11 @@ def _image_slide(deck, ref: ImageRef, image: Image.Image, notes: str) -> None:  
     _notes(slide, notes)
 
 
-def _properties(deck, plan: CasePlan) -> None:  # type: ignore[no-untyped-def]
+def _properties(deck, title: str) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
     props = deck.core_properties
     props.author = props.last_modified_by = PRODUCER
-    props.title = plan.title
+    props.title = title
     props.subject = props.keywords = props.category = props.comments = ""
     props.identifier = props.content_status = props.version = ""
     props.created = props.modified = now

@@ -238,3 +238,30 @@ class CuttableLink:
                     conn.shutdown(self._socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+class MailInbox:
+    """What a real SMTP server (aiosmtpd) received: its envelopes, in order."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802 (aiosmtpd's hook)
+        self.messages.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@contextmanager
+def smtp_server() -> Iterator[MailInbox]:
+    """aiosmtpd on a free loopback port; the inbox knows its port."""
+    from aiosmtpd.controller import Controller
+
+    inbox = MailInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    inbox.port = controller.port
+    try:
+        yield inbox
+    finally:
+        controller.stop()

@@ -23,6 +23,7 @@ from archive.errors import ArchiveError, InvalidInput, NotFound
 from archive.models import Instance, Quiz, QuizMode, User
 from export import case_render, presentation
 from search.query import QueryError
+from terminology.model import TerminologyError
 from search.service import MAX_PAGE_SIZE, SearchRequest, search_cases
 
 from ..deps import CasebankDep, CredentialsDep
@@ -259,9 +260,7 @@ def synonyms_of(cb: Casebank):  # type: ignore[no-untyped-def]
     def find(system: str, code: str) -> list[str]:
         try:
             concept = cb.terminology.lookup(system, code)
-        except ArchiveError:
-            return []
-        except Exception:  # an unknown or unloaded system: no synonyms from it
+        except TerminologyError:  # a system the archive does not know: no synonyms from it
             return []
         return list(concept.synonyms) if concept else []
     return find
@@ -338,7 +337,7 @@ def create_quiz_form(
         user = credentials.user(session)
         try:
             body = QuizIn(
-                title=title, mode=QuizMode(mode) if mode in {m.value for m in QuizMode} else QuizMode.SELF_TEST,
+                title=title, mode=_mode(mode) or QuizMode.SELF_TEST,
                 hidden=hidden or [], seconds_per_case=_seconds(seconds_per_case),
                 folder_id=int(folder_id) if source == "folder" and folder_id.isdigit() else None,
                 search=search if source == "search" else "",
@@ -349,6 +348,10 @@ def create_quiz_form(
             session.rollback()
             return _form_error(request, "quizzes.html", {**_list_context(session, user), "form": form}, exc)
         return RedirectResponse(f"/quizzes/{quiz.id}", status_code=303)
+
+
+def _mode(text: str) -> QuizMode | None:
+    return next((m for m in QuizMode if m.value == text), None)
 
 
 def _seconds(text: str) -> int | None:
@@ -393,9 +396,9 @@ def quiz_settings(
         user = credentials.user(session)
         try:
             quizzes.update_quiz(session, user, quiz_id, title=title, hidden=hidden or [],
-                                mode=QuizMode(mode) if mode in {m.value for m in QuizMode} else None,
+                                mode=_mode(mode),
                                 seconds_per_case=_seconds(seconds_per_case))
-        except (InvalidInput,) as exc:
+        except InvalidInput as exc:
             session.rollback()
             quiz = quizzes.get_quiz(session, user, quiz_id)
             return _form_error(request, "quiz.html", _quiz_context(session, user, quiz), exc)

@@ -229,3 +229,20 @@ def test_the_cli_writes_the_same_export_and_refuses_to_overwrite(casebank, expor
     assert not (tmp_path / "other.zip").exists()
     with casebank.database.session() as session:
         assert cohorts.get_version(session, users.get_user(session, "rita"), cohort_id, 1).number == 1
+
+
+def test_a_frozen_instance_whose_blob_is_gone_fails_the_export_naming_it(casebank, exported):
+    live, cohort_id, _ = exported
+    [entry, *_] = frozen_entries(casebank, cohort_id)
+    sop_uid, _, sha256 = entry["studies"][0]["series"][0]["instances"][0][:3]
+    casebank.blobs.path(sha256).unlink()
+    rita = bearer(casebank, "rita")
+    answer = requests.get(f"{live.url}/api/cohorts/{cohort_id}/versions/1/export", headers=rita, timeout=60)
+    assert answer.status_code == 409 and answer.headers["content-type"].startswith("application/problem+json")
+    assert sop_uid in answer.json()["detail"] and "missing" in answer.json()["detail"]
+    job = requests.post(f"{live.url}/api/cohorts/{cohort_id}/versions/1/exports", headers=rita, timeout=10).json()
+    deadline = time.monotonic() + 30
+    while (job := requests.get(live.url + job["status_url"], headers=rita, timeout=10).json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["state"] == "failed" and sop_uid in job["error"] and job["download_url"] is None

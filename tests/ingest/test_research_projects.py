@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts
@@ -27,7 +26,7 @@ from ingest.tce.atfi import TeachingFileInfo, build_teaching_file_info
 from ingest.tce.manifest import build_manifest
 
 from .. import dicom_data
-from ..peers import LiveServer, free_port, orthanc
+from ..peers import LiveServer, free_port, orthanc, smtp_server
 from ..senders import register_ae
 
 pytestmark = pytest.mark.peers
@@ -36,23 +35,10 @@ PASSPHRASE = b"custodian-passphrase"
 IDENTIFIERS = ("Smith^John", "9434765919", "ACC-765919", "St Elsewhere", "19600101")
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture

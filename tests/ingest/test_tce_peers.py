@@ -11,7 +11,6 @@ import time
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 from dicomweb_client.api import DICOMwebClient
 from sqlalchemy import select
 
@@ -21,7 +20,7 @@ from archive.models import Case, FolderKind, Instance
 
 from .. import dicom_data
 from ..senders import register_ae
-from ..peers import LiveServer, free_port, orthanc
+from ..peers import LiveServer, orthanc, smtp_server
 from .test_tce_receiver import assert_full_teaching_text, export, send
 
 STORESCU = "/usr/bin/storescu"
@@ -112,27 +111,15 @@ def test_stow_refuses_a_body_that_is_not_multipart(casebank, live, make_user):
     assert "multipart/related" in response.json()["detail"]
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 def test_crossing_a_folder_limit_mails_the_owner_exactly_once(settings, make_user, casebank):
-    inbox = Inbox()
-    smtp = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    smtp.start()
-    try:
+    with smtp_server() as inbox:
         alice = make_user("alice")
         with casebank.database.session() as session:
             home = folders.personal_folder(session, alice)
             home.storage_limit_bytes = 60_000  # two CT_small objects cross it
             users.bind_ae(session, "PACS1", session.merge(alice))
         casebank.close()
-        mailing = Casebank.open(settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{smtp.port}"}))
+        mailing = Casebank.open(settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{inbox.port}"}))
         with LiveServer(mailing) as live:
             for ds in dicom_data.study(["CT_small.dcm"] * 4):
                 assert send(live, [ds])[0].Status == 0
@@ -146,8 +133,6 @@ def test_crossing_a_folder_limit_mails_the_owner_exactly_once(settings, make_use
         text = mail.content.decode()
         assert "folder /alice is over its storage limit" in text
         assert "buy more storage" in text
-    finally:
-        smtp.stop()
 
 
 def test_stow_refuses_unsupported_transfer_syntax_and_meta_mismatch(casebank, live, make_user):

@@ -14,7 +14,6 @@ from datetime import timedelta
 from email import message_from_bytes
 
 import pytest
-from aiosmtpd.controller import Controller
 from PIL import Image
 from pydicom.uid import generate_uid
 from sqlalchemy import select, update
@@ -31,7 +30,7 @@ from api.app import create_app
 
 from ..conftest import login
 from ..csrf_client import BrowserLikeClient
-from ..peers import free_port
+from ..peers import smtp_server
 from ..senders import register_ae
 from .test_pages import page_login
 from .test_project_pages import build_lung, research_export
@@ -43,23 +42,10 @@ SECRETS = ("Jones", "Ann Jones", AUTHOR_GMC, "Dr Alice", "alice", "PACS1", "hosp
 BASE_URL = "https://casebank.example.org"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 @pytest.fixture
 def smtp():
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
+    with smtp_server() as inbox:
+        yield inbox
 
 
 @pytest.fixture
